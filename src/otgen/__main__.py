@@ -1,0 +1,3 @@
+from otgen.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""One module per ``otgen`` subcommand; see :mod:`otgen.cli` for the contract."""

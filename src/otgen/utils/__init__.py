@@ -1,0 +1,1 @@
+"""Small shared helpers: validation, seeding, devices, atomic file IO, reports, progress."""

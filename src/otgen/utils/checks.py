@@ -1,0 +1,104 @@
+"""Input validation shared by every solver, metric and dataset.
+
+Each helper raises :class:`otgen.errors.OTGenError` with a one-line message naming the
+argument and the problem, so no NaN or shape error surfaces deep inside a computation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from otgen.errors import OTGenError
+
+ArrayLike = torch.Tensor | np.ndarray | Sequence
+
+
+def as_tensor(
+    x: ArrayLike, name: str, *, dtype: torch.dtype | None = None, device=None
+) -> torch.Tensor:
+    """Convert to a tensor without copying when possible; floats keep their precision."""
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(x))
+        except (TypeError, ValueError) as exc:
+            raise OTGenError(f"{name}: cannot convert to a tensor ({exc})") from None
+    if dtype is not None or not t.is_floating_point():
+        t = t.to(dtype or torch.get_default_dtype())
+    if device is not None:
+        t = t.to(device)
+    return t
+
+
+def check_finite(t: torch.Tensor, name: str) -> torch.Tensor:
+    if not bool(torch.isfinite(t).all()):
+        raise OTGenError(f"{name} contains NaN or Inf values")
+    return t
+
+
+def as_points(x: ArrayLike, name: str = "x", *, batched: bool = False, **kw) -> torch.Tensor:
+    """Validate a point cloud: (n, d), or (B, n, d) when ``batched``; non-empty and finite."""
+    t = as_tensor(x, name, **kw)
+    if t.ndim == 1 and not batched:
+        t = t[:, None]
+    want = 3 if batched else 2
+    if t.ndim != want:
+        shape = "(B, n, d)" if batched else "(n, d)"
+        raise OTGenError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+    if t.shape[-2] == 0 or t.shape[-1] == 0:
+        raise OTGenError(f"{name} is empty (shape {tuple(t.shape)})")
+    return check_finite(t, name)
+
+
+def same_dim(x: torch.Tensor, y: torch.Tensor, xname: str = "x", yname: str = "y") -> None:
+    if x.shape[-1] != y.shape[-1]:
+        raise OTGenError(
+            f"{xname} and {yname} have different dimensions ({x.shape[-1]} vs {y.shape[-1]})"
+        )
+
+
+def as_weights(
+    w: ArrayLike | None, n: int, name: str, *, like: torch.Tensor, normalize_tol: float = 1e-6
+) -> torch.Tensor:
+    """Validate histogram weights of length n (default uniform): non-negative, sum to 1.
+
+    Weights must sum to 1 within ``normalize_tol`` (relative); they are then renormalised
+    exactly in the working precision so marginal errors are not polluted by rounding.
+    """
+    if w is None:
+        return torch.full(like.shape[:-1], 1.0 / n, dtype=like.dtype, device=like.device)
+    t = as_tensor(w, name, dtype=like.dtype, device=like.device)
+    if t.shape[-1] != n:
+        raise OTGenError(f"{name} has {t.shape[-1]} entries but there are {n} points")
+    check_finite(t, name)
+    if bool((t < 0).any()):
+        raise OTGenError(f"{name} has negative entries")
+    total = t.sum(-1, keepdim=True)
+    if bool((total <= 0).any()):
+        raise OTGenError(f"{name} sums to zero")
+    if bool(((total - 1).abs() > normalize_tol * max(1.0, n**0.5)).any()):
+        raise OTGenError(f"{name} must sum to 1 (sums to {total.flatten()[0].item():.6g})")
+    return t / total
+
+
+def check_positive(value: float, name: str) -> float:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise OTGenError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def check_int(value: int, name: str, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise OTGenError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_choice(value: str, name: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise OTGenError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+    return value

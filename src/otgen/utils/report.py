@@ -1,0 +1,81 @@
+"""Result reports for benchmarks and reproductions: JSON + a Markdown table, from scripts.
+
+Every number in ``benchmarks/results/`` is written by code through these helpers, never typed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from otgen.utils.io import write_json, write_text
+
+
+def machine_info() -> dict[str, Any]:
+    import os
+
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    if isinstance(v, float):
+        if v != 0 and (abs(v) < 10 ** -(digits - 1) or abs(v) >= 1e6):
+            return f"{v:.{digits - 1}e}"
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    if not rows:
+        return "_(no rows)_\n"
+    columns = list(columns or rows[0].keys())
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    out_dir: str | Path,
+    name: str,
+    *,
+    title: str,
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str] | None = None,
+    data: dict[str, Any] | None = None,
+    notes: str = "",
+    command: str = "",
+    figures: Sequence[str | Path] = (),
+) -> tuple[Path, Path]:
+    """Write ``<name>.json`` (rows, data, machine) and ``<name>.md`` (table, notes, figures)."""
+    out_dir = Path(out_dir)
+    info = machine_info()
+    payload = {"title": title, "command": command, "machine": info, "rows": list(rows)}
+    payload.update(data or {})
+    json_path = write_json(out_dir / f"{name}.json", payload)
+    md = [f"# {title}\n"]
+    if command:
+        md.append(
+            f"Produced by `{command}` on {info['date']} "
+            f"(torch {info['torch']}, {info['cpu_count']} CPUs"
+            f"{', ' + info['cuda'] if info['cuda'] else ''}).\n"
+        )
+    md.append(markdown_table(rows, columns))
+    if notes:
+        md.append("\n" + notes.strip() + "\n")
+    for fig in figures:
+        rel = Path(fig).name if Path(fig).parent == out_dir else fig
+        md.append(f"\n![{Path(fig).stem}]({rel})\n")
+    md_path = write_text(out_dir / f"{name}.md", "\n".join(md))
+    return json_path, md_path
