@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from torch import nn
@@ -31,7 +32,7 @@ class MLP(nn.Sequential):
     ) -> None:
         layers: list[nn.Module] = []
         dims = [in_dim, *hidden]
-        for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
+        for d_in, d_out in itertools.pairwise(dims):
             layers.append(nn.Linear(d_in, d_out, bias=not batchnorm))
             if batchnorm:
                 layers.append(nn.BatchNorm1d(d_out))
