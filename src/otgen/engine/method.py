@@ -13,6 +13,12 @@ Rules a method follows (so runs are reproducible, resumable and distributable):
   seeds it and saves/restores its state in checkpoints. A method never seeds.
 - A method never writes files and never prints; it returns scalar logs from ``train_step``.
 - The engine may replace entries of ``self.nets`` by DDP wrappers; methods only call them.
+- Latent-variable generators (GANs, AE-OT-GAN) also expose, by convention (not abstract, so
+  other methods need not define them): ``latent_dim: int``, ``prior: str`` ("normal" = N(0, I)
+  or "uniform" = U(-1, 1)^d), ``sample_latent(n, labels=None) -> (n, latent_dim)`` drawn with
+  torch's global RNG on ``self.device``, and ``generate(z, labels=None)`` = G(z | labels),
+  differentiable in ``z`` (DOT's latent transport needs it); conditional ones set
+  ``conditional = True``. ``otgen.methods.gan.GAN`` is the reference implementation.
 - Multi-stage algorithms (AE-OT: autoencoder -> OT solve -> GAN) declare ``phases()``; the
   engine calls ``begin_phase(name, data)`` with the whole training set before the first step of
   each phase (and again after a resume inside that phase, so it must be idempotent or rebuild

@@ -1,0 +1,649 @@
+"""The training loop: data order, phases, logging, samples, checkpoints, EMA, resume, DDP.
+
+One run (:func:`train`) is::
+
+    seed everything -> build the method (its nets and optimisers) -> [restore a checkpoint]
+    for each phase of method.phases(total_steps):
+        method.begin_phase(name, whole train set)
+        for each step of the phase:
+            batch = the step's slice of a seeded per-epoch permutation (this rank's shard)
+            logs = method.train_step(x, y, step);  EMA update;  metrics;  samples;  checkpoint
+
+Reproducibility: the data order depends only on ``(seed, epoch, position)`` (:class:`BatchSampler`),
+the method draws its noise from torch's global RNG, whose state (and python's and numpy's) is
+saved in every checkpoint, and interval samples are drawn from a forked RNG so they never
+disturb training. Hence a run resumed from any checkpoint ends with the same weights, bit for
+bit on CPU, as an uninterrupted run. ``step`` passed to ``train_step`` is the global step
+(0-based, counted across phases).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from otgen.engine import distributed as D
+from otgen.engine.checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+from otgen.engine.config import (
+    TrainConfig,
+    config_from_dict,
+    load_config_file,
+    method_config,
+    resolve_method,
+)
+from otgen.engine.ema import EMA
+from otgen.engine.logging import MetricMeter, RunLogger
+from otgen.engine.method import DataSpec, Method, Phase
+from otgen.errors import CheckpointError, NonFiniteError, OTGenError
+from otgen.utils.device import resolve_device
+from otgen.utils.io import write_json
+from otgen.utils.progress import progress
+from otgen.utils.seeding import seed_everything
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+SAMPLE_DIR = "samples"
+_SAMPLE_SEED = 20240601  # fixed noise for interval samples, so images are comparable over time
+
+
+# -- data ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InMemoryData:
+    """A training set held in memory (what ``otgen.data.load`` returns has the same fields)."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    spec: DataSpec
+    name: str = "in-memory"
+
+
+def as_dataset(data: Any) -> InMemoryData:
+    """Accept a dataset object (``.x``, ``.y``, ``.spec``, ``.name``) or a bare tensor."""
+    if isinstance(data, torch.Tensor):
+        x = data.float()
+        return InMemoryData(x, None, DataSpec(tuple(x.shape[1:])), "in-memory")
+    for attr in ("x", "spec"):
+        if not hasattr(data, attr):
+            raise OTGenError(f"data: expected a Dataset with .x and .spec, got {type(data)}")
+    x = data.x
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] == 0:
+        raise OTGenError("data.x must be a non-empty tensor (N, ...)")
+    if tuple(x.shape[1:]) != tuple(data.spec.shape):
+        raise OTGenError(
+            f"data.x has samples of shape {tuple(x.shape[1:])}, spec says {tuple(data.spec.shape)}"
+        )
+    y = getattr(data, "y", None)
+    if y is not None and (not isinstance(y, torch.Tensor) or y.shape[0] != x.shape[0]):
+        raise OTGenError("data.y must be a tensor with one label per sample")
+    return InMemoryData(x, y, data.spec, str(getattr(data, "name", "in-memory")))
+
+
+def load_data(config: TrainConfig) -> InMemoryData:
+    """The run's training set through ``otgen.data.load``."""
+    if not config.data.name:
+        raise OTGenError("data.name: no data set given (--data NAME)")
+    try:
+        from otgen.data import load
+    except ImportError:
+        raise OTGenError("otgen.data.load is not available; pass the data in memory") from None
+    kwargs = {"root": config.data.root} if config.data.root else {}
+    ds = load(
+        config.data.name,
+        split=config.data.split,
+        n=config.data.n,
+        seed=config.seed,
+        image_size=config.data.image_size,
+        **kwargs,
+    )
+    return as_dataset(ds)
+
+
+class BatchSampler:
+    """Global batch ``b`` of epoch ``e`` = items ``perm_e[b·B : (b+1)·B]``; rank r keeps every
+    K-th of them (items r, r+K, ...). ``perm_e`` is a permutation drawn from a generator seeded
+    by ``(seed, e)`` alone, so any step's batch is known without replaying earlier ones.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, info: D.DistInfo) -> None:
+        if batch_size > n:
+            raise OTGenError(f"batch_size {batch_size} is larger than the data set ({n} samples)")
+        if batch_size % info.world_size:
+            raise OTGenError(
+                f"batch_size {batch_size} is not divisible by the {info.world_size} processes"
+            )
+        self.n, self.batch_size, self.seed, self.info = n, batch_size, seed, info
+        self.steps_per_epoch = n // batch_size  # the last partial batch is dropped
+        self._epoch, self._perm = -1, None
+
+    def position(self, step: int) -> tuple[int, int]:
+        return divmod(step, self.steps_per_epoch)
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch, pos = self.position(step)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        batch = self._perm[pos * self.batch_size : (pos + 1) * self.batch_size]
+        return batch[self.info.rank :: self.info.world_size]
+
+    def state(self, step: int) -> dict[str, int]:
+        epoch, pos = self.position(step)
+        return {"epoch": epoch, "position": pos, "seed": self.seed}
+
+
+# -- RNG states as JSON-able lists + a torch tensor ---------------------------------------
+
+
+def capture_rng() -> dict[str, Any]:
+    py = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    try:
+        py, npy = state["python"], state["numpy"]
+        random.setstate((int(py[0]), tuple(int(v) for v in py[1]), py[2]))
+        keys = np.asarray(npy[1], dtype=np.uint32)
+        np.random.set_state((str(npy[0]), keys, int(npy[2]), int(npy[3]), float(npy[4])))
+        torch.set_rng_state(state["torch"].to(torch.uint8))
+        if "cuda" in state and torch.cuda.is_available():
+            cuda = state["cuda"][: torch.cuda.device_count()]
+            for i, s in enumerate(cuda):
+                torch.cuda.set_rng_state(s.to(torch.uint8), i)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint has an invalid RNG state ({exc})") from None
+
+
+# -- run directory ------------------------------------------------------------------------
+
+
+def _spec_dict(spec: DataSpec) -> dict[str, Any]:
+    return {
+        "shape": list(spec.shape),
+        "num_classes": spec.num_classes,
+        "value_range": list(spec.value_range),
+    }
+
+
+def _spec_from(d: dict[str, Any]) -> DataSpec:
+    try:
+        return DataSpec(tuple(d["shape"]), d.get("num_classes"), tuple(d["value_range"]))
+    except (KeyError, TypeError):
+        raise CheckpointError("run config has an invalid data spec") from None
+
+
+def read_run(run_dir: str | Path) -> tuple[TrainConfig, DataSpec]:
+    """The config and data spec stored in ``<run>/config.json``."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise OTGenError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
+    try:
+        rec = json.loads(path.read_text())
+        cfg_raw, spec_raw = rec["config"], rec["spec"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        raise CheckpointError(f"{path} is corrupt") from None
+    return config_from_dict(cfg_raw), _spec_from(spec_raw)
+
+
+def _config_diff(a: TrainConfig, b: TrainConfig) -> list[str]:
+    def leaves(d: dict, prefix: str = "") -> dict[str, Any]:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict) and k != "params":
+                out.update(leaves(v, f"{prefix}{k}."))
+            elif k == "params":
+                out.update({f"method.{pk}": pv for pk, pv in v.items()})
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    la, lb = leaves(a.to_dict()), leaves(b.to_dict())
+    ignore = {"device", "out"}
+    return sorted(k for k in la.keys() | lb.keys() if k not in ignore and la.get(k) != lb.get(k))
+
+
+# -- the trainer --------------------------------------------------------------------------
+
+
+def _phase_bounds(phases: list[Phase]) -> list[tuple[int, int]]:
+    bounds, start = [], 0
+    for ph in phases:
+        if not isinstance(ph, Phase) or ph.steps < 0:
+            raise OTGenError(f"method returned an invalid phase {ph!r}")
+        bounds.append((start, start + ph.steps))
+        start += ph.steps
+    if len({ph.name for ph in phases}) != len(phases):
+        raise OTGenError("method phases must have distinct names")
+    return bounds
+
+
+class Trainer:
+    """Builds a method for a config and runs (or resumes) its training; rank 0 writes."""
+
+    def __init__(self, config: TrainConfig, data: Any = None, *, resume: bool = False) -> None:
+        self.config = config.validate_for_run()
+        self.run_dir = Path(config.out)
+        self._check_run_dir(resume)
+        device = resolve_device(config.device)
+        self.info, self.device = D.init_distributed(device)
+        D.barrier(self.info)  # every rank has checked the run dir before rank 0 writes to it
+        self.data = as_dataset(data) if data is not None else load_data(config)
+        self.spec = self.data.spec
+        self.sampler = BatchSampler(len(self.data.x), config.batch_size, config.seed, self.info)
+        self.x, self.y = self._data_on_device()
+
+        seed_everything(config.seed)
+        cls = resolve_method(config.method)
+        self.method: Method = cls(method_config(config, cls), self.spec, self.device)
+        D.setup_method(self.method, self.info, config.distributed)
+        if self.info.rank > 0:  # ranks draw different noise; rank 0 keeps the 1-process stream
+            seed_everything(config.seed + 1_000_003 * self.info.rank)
+        self.ema = self._make_ema()
+
+        total = (
+            config.steps
+            if config.steps is not None
+            else config.epochs * self.sampler.steps_per_epoch
+        )
+        self.phases = list(self.method.phases(total))
+        self.bounds = _phase_bounds(self.phases)
+        self.total = self.bounds[-1][1] if self.bounds else 0
+        self.meter = MetricMeter()
+        self.logger = RunLogger(
+            self.run_dir, enabled=self.info.is_main, tensorboard=config.tensorboard
+        )
+        self.step = 0
+        self._pending_rng: dict[str, Any] | None = None
+        self.last_checkpoint: Path | None = None
+        self._saved_step = -1
+        self._resumed_extra: dict[str, Any] = {}
+        self.phase = self.phases[0].name if self.phases else ""
+
+    # -- setup ----------------------------------------------------------------------------
+    def _check_run_dir(self, resume: bool) -> None:
+        cfg_path = self.run_dir / CONFIG_FILE
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise OTGenError(f"out: {self.run_dir} exists and is not a directory")
+        has_run = cfg_path.exists() or bool(list_checkpoints(self.run_dir / CHECKPOINT_DIR))
+        if has_run and not resume:
+            raise OTGenError(
+                f"{self.run_dir} already holds a run; continue it with "
+                f"`otgen resume --run {self.run_dir}` or choose another --out"
+            )
+        if resume and cfg_path.exists():
+            stored, _ = read_run(self.run_dir)
+            diff = _config_diff(stored, self.config)
+            if diff:
+                raise OTGenError(
+                    f"cannot resume {self.run_dir}: config differs in {', '.join(diff[:5])}"
+                )
+
+    def _data_on_device(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x, y = self.data.x, self.data.y
+        # on a GPU, a data set that fits comfortably is moved once instead of every batch
+        if self.device.type == "cuda" and x.numel() * x.element_size() < 2**30:
+            x = x.to(self.device)
+            y = y.to(self.device) if y is not None else None
+        return x, y
+
+    def _make_ema(self) -> EMA | None:
+        if self.config.ema.decay <= 0:
+            return None
+        gen = self.method.generator
+        if gen is None:
+            raise OTGenError(f"ema.decay: method {self.config.method!r} has no generator (G)")
+        return EMA(D.unwrap(gen), self.config.ema.decay, self.config.ema.start)
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        m = self.method
+        return {
+            "nets": {k: D.unwrap(v).state_dict() for k, v in m.nets.items()},
+            "optimizers": {k: opt.state_dict() for k, opt in m.optimizers.items()},
+            "extra": dict(m.extra_state()),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": capture_rng(),
+            "meter": {
+                "sums": {k: float(v) for k, v in self.meter.sums.items()},
+                "count": self.meter.count,
+            },
+        }
+
+    def save(self) -> None:
+        """Checkpoint the current step (rank 0 writes; every rank syncs its buffers first)."""
+        self.meter.check(self.step)  # never commit a state reached through a NaN loss
+        D.sync_buffers(self.method, self.info)
+        self._saved_step = self.step
+        if not self.info.is_main:
+            return
+        meta = {
+            "phase": self.phase,
+            "sampler": self.sampler.state(self.step),
+            "world_size": self.info.world_size,
+            "config": self.config.to_dict(),
+            "spec": _spec_dict(self.spec),
+        }
+        self.last_checkpoint = save_checkpoint(
+            self.run_dir / CHECKPOINT_DIR,
+            self.step,
+            self.state(),
+            meta,
+            self.config.keep_checkpoints,
+        )
+
+    def restore(self, path: Path) -> None:
+        ckpt = load_checkpoint(path)
+        if ckpt.step > self.total:
+            raise CheckpointError(f"checkpoint step {ckpt.step} is past the run's end {self.total}")
+        apply_state(self.method, ckpt.state, self.ema)
+        self._resumed_extra = _extra_on(ckpt.state, self.method.device)
+        meter = ckpt.state.get("meter") or {}
+        self.meter.sums = dict(meter.get("sums", {}))
+        self.meter.count = int(meter.get("count", 0))
+        self.step = self._saved_step = ckpt.step
+        self.last_checkpoint = path
+        if self.info.rank == 0:
+            self._pending_rng = ckpt.state["rng"]
+        else:  # other ranks get fresh, distinct streams
+            seed_everything(self.config.seed + 1_000_003 * self.info.rank + ckpt.step)
+
+    def _restore_pending_rng(self) -> None:
+        if self._pending_rng is not None:
+            restore_rng(self._pending_rng)
+            self._pending_rng = None
+
+    # -- samples --------------------------------------------------------------------------
+    @contextmanager
+    def _sampling(self):
+        """Unwrapped nets in eval mode, EMA weights in G, and a forked RNG with fixed seed."""
+        m = self.method
+        wrapped = dict(m.nets)
+        modes = {k: v.training for k, v in wrapped.items()}
+        devices = [self.device] if self.device.type == "cuda" else []
+        m.nets.update({k: D.unwrap(v) for k, v in wrapped.items()})
+        try:
+            for v in m.nets.values():
+                v.eval()
+            ema_ctx = self.ema.swapped(m.nets["G"]) if self.ema is not None else nullcontext()
+            with ema_ctx, torch.random.fork_rng(devices=devices), torch.no_grad():
+                torch.manual_seed(_SAMPLE_SEED)
+                yield m
+        finally:
+            m.nets.update(wrapped)
+            for k, v in wrapped.items():
+                v.train(modes[k])
+
+    def write_samples(self) -> Path | None:
+        if not self.info.is_main:
+            return None
+        with self._sampling() as m:
+            samples = m.sample(self.config.n_samples).detach().cpu()
+        path = self.run_dir / SAMPLE_DIR / f"step-{self.step:09d}.png"
+        real = self.data.x[: max(self.config.n_samples, 1000)].cpu()
+        return save_samples(
+            samples, path, real=real, title=f"{self.config.method} step {self.step}"
+        )
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> Path:
+        latest = latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
+        if latest is not None:
+            self.restore(latest)
+        self.logger.truncate(self.step)  # drop records a killed run wrote past its checkpoint
+        if self.info.is_main:
+            write_json(
+                self.run_dir / CONFIG_FILE,
+                {
+                    "config": self.config.to_dict(),
+                    "spec": _spec_dict(self.spec),
+                    "data": self.data.name,
+                },
+            )
+        try:
+            self._loop()
+        except NonFiniteError as exc:
+            where = self.last_checkpoint.name if self.last_checkpoint else "none written"
+            raise NonFiniteError(f"{exc} (last good checkpoint: {where})") from None
+        finally:
+            self.logger.close()
+        D.barrier(self.info)
+        return self.run_dir
+
+    def _loop(self) -> None:
+        cfg = self.config
+        bar = progress(total=self.total, desc=f"{cfg.method}")
+        bar.update(self.step)
+        for phase, (start, end) in zip(self.phases, self.bounds, strict=True):
+            if end < self.step or (end == self.step and start < end):
+                continue  # finished before the checkpoint we resumed from
+            inside = start < self.step  # resuming in the middle of this phase
+            if not inside:
+                self._restore_pending_rng()  # begin_phase then draws exactly as uninterrupted
+            self.phase = phase.name
+            bar.set_description(f"{cfg.method}:{phase.name}")
+            self.method.begin_phase(phase.name, self.x, self.y)
+            if inside and self._resumed_extra:  # the checkpoint's state wins over a recompute
+                self.method.load_extra_state(self._resumed_extra)
+            self._restore_pending_rng()  # a repeated begin_phase must not shift the RNG
+            while self.step < end:
+                self._one_step(bar)
+        bar.close()
+        self._flush_log()
+        if self._saved_step != self.step:  # same decision on every rank (save is collective)
+            self.save()
+            self.write_samples()  # (a resumed run that had already finished rewrites nothing)
+
+    def _one_step(self, bar) -> None:
+        cfg = self.config
+        idx = self.sampler.indices(self.step)
+        if self.x.device.type == "cpu" and self.device.type != "cpu":
+            x = self.x[idx].to(self.device, non_blocking=True)
+        else:
+            x = self.x[idx.to(self.x.device)]
+        y = None
+        if self.y is not None:
+            y = self.y[idx.to(self.y.device)].to(self.device)
+        logs = self.method.train_step(x, y, self.step)
+        self.meter.add(logs, self.step)
+        if self.ema is not None:
+            self.ema.update(D.unwrap(self.method.nets["G"]), self.step)
+        self.step += 1
+        bar.update(1)
+        if cfg.log_every and self.step % cfg.log_every == 0:
+            values = self._flush_log()
+            if values:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in list(values.items())[:4]})
+        if (
+            cfg.checkpoint_every
+            and self.step % cfg.checkpoint_every == 0
+            and self.step < self.total
+        ):
+            self.save()
+        if cfg.sample_every and self.step % cfg.sample_every == 0 and self.step < self.total:
+            self.write_samples()
+
+    def _flush_log(self) -> dict[str, float]:
+        if not self.meter.count:
+            return {}
+        values = D.mean_across_ranks(self.meter.means(self.step), self.info, self._reduce_device())
+        self.logger.log(self.step, self.phase, values)
+        return values
+
+    def _reduce_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+
+def apply_state(method: Method, state: dict[str, Any], ema: EMA | None = None) -> None:
+    """Load nets, optimisers, extra state (and EMA) from a checkpoint state tree."""
+    try:
+        nets, opts = state["nets"], state["optimizers"]
+        if set(nets) != set(method.nets) or set(opts) != set(method.optimizers):
+            raise CheckpointError(
+                f"checkpoint holds nets {sorted(nets)} / optimizers {sorted(opts)}, the method "
+                f"has {sorted(method.nets)} / {sorted(method.optimizers)}"
+            )
+        for k, sd in nets.items():
+            D.unwrap(method.nets[k]).load_state_dict(sd)
+        for k, sd in opts.items():
+            method.optimizers[k].load_state_dict(sd)
+        extra = _extra_on(state, method.device)
+        if extra:
+            method.load_extra_state(extra)
+        if ema is not None:
+            if state.get("ema") is None:
+                raise CheckpointError("checkpoint has no EMA weights but ema.decay > 0")
+            ema.load_state_dict(state["ema"])
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint does not match the method: {first}") from None
+
+
+def _extra_on(state: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    extra = state.get("extra") or {}
+    return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in extra.items()}
+
+
+# -- outputs ------------------------------------------------------------------------------
+
+
+def save_samples(
+    samples: torch.Tensor, path: str | Path, *, real: torch.Tensor | None = None, title: str = ""
+) -> Path:
+    """Samples to ``path``: ``.npy`` array, PNG grid for images, PNG scatter for 2D points."""
+    path = Path(path)
+    samples = samples.detach().cpu().float()
+    if path.suffix.lower() == ".npy":
+        from otgen.utils.io import atomic_write
+
+        def write(p: Path) -> None:
+            with open(p, "wb") as fh:
+                np.save(fh, samples.numpy())
+
+        return atomic_write(path, write)
+    if path.suffix.lower() != ".png":
+        raise OTGenError(f"output must end in .png or .npy, got {str(path)!r}")
+    if samples.ndim == 4:
+        from otgen.viz.images import save_image_grid
+
+        nrow = max(1, math.ceil(math.sqrt(len(samples))))
+        scale = max(1, 64 // samples.shape[-1])  # enlarge small images (8x8 digits) to see them
+        return save_image_grid(samples, path, nrow=nrow, scale=scale)
+    if samples.ndim == 2 and samples.shape[1] == 2:
+        return _scatter(samples, real, path, title)
+    raise OTGenError(
+        f"cannot draw samples of shape {tuple(samples.shape[1:])} as PNG; use a .npy output"
+    )
+
+
+def _scatter(fake: torch.Tensor, real: torch.Tensor | None, path: Path, title: str) -> Path:
+    try:
+        from otgen.viz.points import plot_points
+    except ImportError:
+        plot_points = None
+    if plot_points is not None:
+        if real is not None and real.ndim == 2 and real.shape[1] == 2:
+            return plot_points(real, fake, path, title=title or None, contours=False)
+        return plot_points(fake, None, path, title=title or None, contours=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    if real is not None:
+        ax.scatter(real[:, 0], real[:, 1], s=4, c="tab:red", alpha=0.4, label="real")
+    ax.scatter(fake[:, 0], fake[:, 1], s=4, c="tab:blue", alpha=0.6, label="generated")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right")
+    ax.set_title(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+# -- public entry points ------------------------------------------------------------------
+
+
+def _as_config(config: TrainConfig | dict | str | Path) -> TrainConfig:
+    if isinstance(config, TrainConfig):
+        return config_from_dict(config.to_dict())  # re-validate the method params
+    if isinstance(config, (str, Path)):
+        return config_from_dict(load_config_file(config))
+    return config_from_dict(config)
+
+
+def train(
+    config: TrainConfig | dict | str | Path, data: Any = None, *, resume: bool = False
+) -> Path:
+    """Train a run; returns its directory. ``data``: an in-memory Dataset or tensor (default:
+    ``otgen.data.load(config.data.name, ...)``). ``resume=True`` continues from the newest
+    checkpoint in ``config.out`` if there is one (else starts), instead of refusing the dir.
+    """
+    trainer = Trainer(_as_config(config), data, resume=resume)
+    try:
+        return trainer.run()
+    finally:
+        if trainer.info.enabled:
+            D.shutdown()
+
+
+def resume(run_dir: str | Path, data: Any = None, *, device: str | None = None) -> Path:
+    """Continue the run in ``run_dir`` from its newest checkpoint, to the configured end."""
+    config, _ = read_run(run_dir)
+    config = config.replace(out=str(run_dir), **({"device": device} if device else {}))
+    return train(config, data, resume=True)
+
+
+def load_run(
+    run_dir: str | Path,
+    device: str | torch.device = "cpu",
+    *,
+    ema: bool = True,
+    checkpoint: str | Path | None = None,
+) -> tuple[Method, TrainConfig]:
+    """The trained method of a run (newest checkpoint, nets in eval mode) and its config.
+
+    With ``ema=True`` and an EMA in the run, the generator holds the EMA weights. Does not
+    touch the caller's global RNG.
+    """
+    config, spec = read_run(run_dir)
+    dev = resolve_device(device)
+    path = Path(checkpoint) if checkpoint else latest_checkpoint(Path(run_dir) / CHECKPOINT_DIR)
+    if path is None:
+        raise CheckpointError(f"{run_dir} has no checkpoint yet")
+    ckpt = load_checkpoint(path)
+    cls = resolve_method(config.method)
+    devices = [dev] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        method = cls(method_config(config, cls), spec, dev)
+    apply_state(method, ckpt.state)
+    if ema and ckpt.state.get("ema") is not None and method.generator is not None:
+        method.generator.load_state_dict(ckpt.state["ema"])
+    for net in method.nets.values():
+        net.eval()
+    return method, config

@@ -1,0 +1,172 @@
+"""Building blocks shared by the networks: spectral norm, DCGAN init, maxout, packing,
+conditional batch norm and the projection discriminator head.
+
+Conditioning conventions (every conditional net in ``otgen.nets``):
+
+- generators take ``forward(z, y=None)`` and condition through conditional batch norm
+  (de Vries et al. 2017; Miyato & Koyama 2018): a class embedding sets BatchNorm's scale and
+  shift, so each class gets its own affine transform of shared normalised features;
+- discriminators take ``forward(x, y=None)`` and add the projection term
+  ``<embed(y), h(x)>`` to the unconditional output (Miyato & Koyama 2018, eq. 3).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from otgen.errors import OTGenError
+
+
+def sn(module: nn.Module, enabled: bool = True) -> nn.Module:
+    """Spectral normalisation of ``module``'s weight (DOT eq. 9: W -> W / sigma(W)).
+
+    One power iteration per forward pass in training mode (Miyato et al. 2018); the
+    singular vectors persist between calls, so sigma converges while the weights move slowly.
+    """
+    return _spectral_norm(module) if enabled else module
+
+
+def init_normal_(module: nn.Module, std: float = 0.02) -> nn.Module:
+    """DCGAN/PacGAN init: conv/linear weights ~ N(0, std), biases 0, BN gains ~ N(1, std)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d | nn.Embedding):
+            # Spectral norm stores the raw weight as ``parametrizations.weight.original``.
+            weight = m.parametrizations.weight.original if _has_sn(m) else m.weight
+            nn.init.normal_(weight, 0.0, std)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d) and m.affine:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def _has_sn(m: nn.Module) -> bool:
+    return hasattr(m, "parametrizations") and "weight" in m.parametrizations
+
+
+def apply_init(module: nn.Module, init: str) -> nn.Module:
+    """``init`` in {"normal" (N(0, 0.02)), "default" (PyTorch's)}."""
+    if init == "normal":
+        return init_normal_(module)
+    if init != "default":
+        raise OTGenError(f"unknown init {init!r}; choose 'normal' or 'default'")
+    return module
+
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+}
+
+
+def activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise OTGenError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class Maxout(nn.Module):
+    """Maxout unit (Goodfellow et al. 2013): max over ``pieces`` affine maps, per output unit."""
+
+    def __init__(self, in_dim: int, units: int, pieces: int, spectral_norm: bool = False) -> None:
+        super().__init__()
+        self.units, self.pieces = units, pieces
+        self.linear = sn(nn.Linear(in_dim, units * pieces), spectral_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).view(x.shape[0], self.units, self.pieces).amax(dim=-1)
+
+
+class Packing(nn.Module):
+    """PacGAN packing: ``m`` consecutive samples become one discriminator input.
+
+    Points (N, d) -> (N/m, m*d); images (N, C, H, W) -> (N/m, m*C, H, W). Since the
+    discriminator then scores N/m packs, real and fake batches are packed the same way and the
+    GAN losses need no change (Lin et al. 2018, Sec. 3).
+    """
+
+    def __init__(self, pack: int) -> None:
+        super().__init__()
+        self.pack = pack
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pack == 1:
+            return x
+        if x.shape[0] % self.pack:
+            raise OTGenError(f"batch of {x.shape[0]} samples is not a multiple of pack={self.pack}")
+        return x.reshape(x.shape[0] // self.pack, self.pack * x.shape[1], *x.shape[2:])
+
+
+class ConditionalBatchNorm(nn.Module):
+    """BatchNorm without affine parameters, followed by a per-class scale and shift.
+
+    gamma starts at 1 and beta at 0 so an untrained conditional net equals the unconditional one.
+    """
+
+    def __init__(self, num_features: int, num_classes: int, dims: int = 2) -> None:
+        super().__init__()
+        bn = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+        self.bn = bn(num_features, affine=False)
+        self.gamma = nn.Embedding(num_classes, num_features)
+        self.beta = nn.Embedding(num_classes, num_features)
+        nn.init.ones_(self.gamma.weight)
+        nn.init.zeros_(self.beta.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        y = require_labels(y, x.shape[0])
+        shape = (x.shape[0], x.shape[1]) + (1,) * (x.dim() - 2)
+        return self.gamma(y).view(shape) * self.bn(x) + self.beta(y).view(shape)
+
+
+def norm_layer(num_features: int, num_classes: int | None, dims: int = 2) -> nn.Module:
+    """BatchNorm, or its conditional version when ``num_classes`` is set."""
+    if num_classes:
+        return ConditionalBatchNorm(num_features, num_classes, dims)
+    return nn.BatchNorm2d(num_features) if dims == 2 else nn.BatchNorm1d(num_features)
+
+
+def apply_norm(norm: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    return norm(x, y) if isinstance(norm, ConditionalBatchNorm) else norm(x)
+
+
+class ProjectionHead(nn.Module):
+    """Output layer of a (projection) discriminator: ``linear(h) [+ <embed(y), h>]``."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int = 1,
+        num_classes: int | None = None,
+        spectral_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_classes and out_dim != 1:
+            raise OTGenError("a projection (conditional) discriminator needs out_dim=1")
+        self.linear = sn(nn.Linear(in_dim, out_dim), spectral_norm)
+        self.embed = sn(nn.Embedding(num_classes, in_dim), spectral_norm) if num_classes else None
+
+    def forward(self, h: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.linear(h)
+        if self.embed is not None:
+            y = require_labels(y, h.shape[0])
+            out = out + (self.embed(y) * h).sum(dim=1, keepdim=True)
+        return out
+
+
+def require_labels(y: torch.Tensor | None, n: int) -> torch.Tensor:
+    """Labels a conditional net was called with: long tensor of shape (n,)."""
+    if y is None:
+        raise OTGenError("this network is class-conditional: pass labels y")
+    if y.shape != (n,):
+        raise OTGenError(f"labels must have shape ({n},), got {tuple(y.shape)}")
+    return y.long()
+
+
+def check_unconditional(y: torch.Tensor | None) -> None:
+    if y is not None:
+        raise OTGenError("this network is unconditional: build it with num_classes to use labels")

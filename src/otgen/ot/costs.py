@@ -1,0 +1,150 @@
+"""Ground costs and the chunked reductions shared by the OT solvers.
+
+``cost_matrix`` builds the cost ``C_ij = c(x_i, y_j)`` of eq. (1) of the EOT paper
+(``[M]_ij = ||x_i - y_j||^2``). The chunked reductions (:func:`reduce_chunks`,
+:func:`lse_reduce`) evaluate row or column reductions of functions of ``C`` block by block, so
+an ``n x m`` matrix is never stored: the online Sinkhorn mode and the semi-discrete solver use
+them for point clouds too large for memory.
+
+Every function accepts single clouds ``(n, d)`` or batches ``(B, n, d)``; a callable cost must
+accept the same shapes, ``cost(x (..., n, d), y (..., m, d)) -> (..., n, m)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+from otgen.errors import OTGenError
+from otgen.utils.checks import as_points, same_dim
+
+CostFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+CostLike = str | CostFn
+COSTS = ("sqeuclidean", "euclidean")
+
+#: Default memory for one block of a chunked reduction (bytes); small enough to stay in cache
+#: friendly sizes, large enough that per-chunk Python overhead is negligible.
+CHUNK_BYTES = 32 * 2**20
+
+
+def sqeuclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``||x_i - y_j||^2`` as ``||x_i||^2 + ||y_j||^2 - 2 <x_i, y_j>``, clamped at 0.
+
+    The expansion turns the cost into one matrix product (BLAS speed, no ``n x m x d``
+    temporary) but suffers cancellation: for nearby points the rounded result can be slightly
+    negative (about ``-1e-7 ||x||^2`` in float32). A negative cost has no meaning, would give a
+    NaN under the square root of :func:`euclidean`, and would reward transport between
+    coincident points, so it is clamped at 0.
+    """
+    x2 = (x * x).sum(-1, keepdim=True)  # (..., n, 1)
+    y2 = (y * y).sum(-1).unsqueeze(-2)  # (..., 1, m)
+    mm = torch.baddbmm if x.ndim == 3 else torch.addmm
+    c = mm(y2, x, y.transpose(-1, -2), alpha=-2)  # one GEMM, broadcast |y|^2 as its bias
+    c = c + x2 if c.requires_grad else c.add_(x2)
+    return c.clamp_min(0) if c.requires_grad else c.clamp_min_(0)
+
+
+def euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``||x_i - y_j||``. The gradient of the square root is infinite at 0; where the clamped
+    squared distance is 0 the gradient is set to 0 (a subgradient) instead of NaN."""
+    d2 = sqeuclidean(x, y)
+    zero = d2 <= 0
+    return torch.sqrt(torch.where(zero, torch.ones_like(d2), d2)).masked_fill(zero, 0.0)
+
+
+_NAMED: dict[str, CostFn] = {"sqeuclidean": sqeuclidean, "euclidean": euclidean}
+
+
+def resolve_cost(cost: CostLike) -> CostFn:
+    """Name (``"sqeuclidean"``, ``"euclidean"``) or callable -> callable."""
+    if callable(cost):
+        return cost
+    if isinstance(cost, str) and cost in _NAMED:
+        return _NAMED[cost]
+    raise OTGenError(f"unknown cost {cost!r}; choose one of: {', '.join(COSTS)} or a callable")
+
+
+def cost_matrix(x, y, cost: CostLike = "sqeuclidean") -> torch.Tensor:
+    """Cost matrix ``C_ij = c(x_i, y_j)``: ``(n, m)`` for ``(n, d)`` inputs, ``(B, n, m)`` for
+    batches ``(B, n, d)``. Inputs are validated (finite, non-empty, same dimension)."""
+    batched = getattr(x, "ndim", 2) == 3
+    x = as_points(x, "x", batched=batched)
+    y = as_points(y, "y", batched=batched)
+    same_dim(x, y)
+    if batched and x.shape[0] != y.shape[0]:
+        raise OTGenError(f"x and y have different batch sizes ({x.shape[0]} vs {y.shape[0]})")
+    c = resolve_cost(cost)(x, y)
+    if c.shape[-2:] != (x.shape[-2], y.shape[-2]):
+        raise OTGenError(f"cost returned shape {tuple(c.shape)}, expected (..., n, m)")
+    return c
+
+
+def default_chunk(n_other: int, *, batch: int = 1, itemsize: int = 4, budget: int = CHUNK_BYTES
+                  ) -> int:
+    """Rows per block so that a ``(batch, rows, n_other)`` block fits in ``budget`` bytes."""
+    return max(1, budget // max(1, batch * n_other * itemsize))
+
+
+def iter_chunks(n: int, size: int) -> Iterator[slice]:
+    """Consecutive slices of ``range(n)`` of length ``size`` (the last one shorter)."""
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def reduce_chunks(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    fn: Callable[[torch.Tensor, slice], torch.Tensor],
+    cost: CostLike = "sqeuclidean",
+    *,
+    dim: int = -1,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """Apply a reduction to the cost matrix block by block, never storing all of it.
+
+    ``dim=-1``: blocks of rows, ``fn(C[..., rows, :], rows) -> (..., len(rows))`` reduces over
+    ``j``; results are concatenated to ``(..., n)``. ``dim=-2``: blocks of columns,
+    ``fn(C[..., :, cols], cols) -> (..., len(cols))`` reduces over ``i``; result ``(..., m)``.
+    """
+    cost_fn = resolve_cost(cost)
+    if dim not in (-1, -2):
+        raise OTGenError(f"dim must be -1 (reduce over y) or -2 (reduce over x), got {dim}")
+    batch = x.shape[0] if x.ndim == 3 else 1
+    n_split, n_other = (x.shape[-2], y.shape[-2]) if dim == -1 else (y.shape[-2], x.shape[-2])
+    size = chunk_size or default_chunk(n_other, batch=batch, itemsize=x.element_size())
+    out = []
+    for sl in iter_chunks(n_split, size):
+        block = cost_fn(x[..., sl, :], y) if dim == -1 else cost_fn(x, y[..., sl, :])
+        out.append(fn(block, sl))
+    return torch.cat(out, dim=-1)
+
+
+def lse_reduce(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    h: torch.Tensor,
+    eps: float,
+    cost: CostLike = "sqeuclidean",
+    *,
+    dim: int = -1,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """Chunked log-sum-exp of ``h - C / eps``, the soft-min at the heart of Sinkhorn.
+
+    ``dim=-1``: ``out_i = log sum_j exp(h_j - C_ij / eps)`` with ``h`` indexed by ``y``;
+    ``dim=-2``: ``out_j = log sum_i exp(h_i - C_ij / eps)`` with ``h`` indexed by ``x``.
+    ``torch.logsumexp`` subtracts the block maximum before exponentiating, so no overflow for
+    any ``eps > 0``; blocks are independent along the kept axis, so chunking is exact.
+    """
+    inv = 1.0 / eps
+    hb = h.unsqueeze(-2) if dim == -1 else h.unsqueeze(-1)
+
+    def fn(c: torch.Tensor, _: slice) -> torch.Tensor:
+        # In place on a fresh block (not a view of user data) when no gradient is recorded:
+        # no extra block-sized temporaries.
+        fresh = c._base is None and not (c.requires_grad or hb.requires_grad)
+        z = c.mul_(-inv).add_(hb) if fresh else hb - c * inv
+        return torch.logsumexp(z, dim=dim)
+
+    return reduce_chunks(x, y, fn, cost, dim=dim, chunk_size=chunk_size)

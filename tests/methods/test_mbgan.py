@@ -1,0 +1,167 @@
+import pytest
+import torch
+
+from otgen.engine.method import DataSpec
+from otgen.errors import OTGenError
+from otgen.methods import get_method
+from otgen.methods.mbgan import (
+    MBGAN,
+    ConditionalMBGAN,
+    Config,
+    d_loss,
+    distance,
+    g_loss,
+    margin,
+    one_hot_planes,
+    positive_index,
+)
+
+CPU = torch.device("cpu")
+IMAGES = DataSpec(shape=(1, 28, 28), num_classes=10)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _method(cls=MBGAN, **kw):
+    return cls(cls.Config(width=8, K=16, **kw), IMAGES, CPU)
+
+
+def _images(n):
+    return torch.rand(n, 1, 28, 28) * 2 - 1
+
+
+# -- eqs. (1)-(4) on hand-made embeddings -------------------------------------------------------
+def test_distance_and_margin_by_hand():
+    assert distance(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]])).item() == (
+        pytest.approx(5.0)
+    )
+    x_j, fake = torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 2)
+    fake[1] = -0.5  # |0 - (-0.5)| = 0.5 per pixel
+    assert margin(x_j, fake, 20.0).tolist() == pytest.approx([20.0, 10.0])  # alpha * mean L1
+    assert margin(x_j, fake, 20.0, "sum").tolist() == pytest.approx([80.0, 40.0])  # raw L1
+    with pytest.raises(OTGenError):
+        margin(x_j, fake, 1.0, "max")
+
+
+def test_discriminator_hinge_active_and_inactive():
+    e_i = torch.zeros(1, 2)
+    e_j = torch.tensor([[1.0, 0.0]])  # d(x_i, x_j) = 1
+    e_fake = torch.tensor([[10.0, 0.0]], requires_grad=True)  # d(x_i, G(z)) = 10
+    inactive = d_loss(e_i, e_j, e_fake, torch.tensor([2.0]))  # 2 + 1 - 10 < 0
+    inactive.backward()
+    assert inactive.item() == 0.0 and not e_fake.grad.any()
+    active = d_loss(e_i, e_j, e_fake, torch.tensor([12.0]))  # 12 + 1 - 10 = 3
+    assert active.item() == pytest.approx(3.0)
+    (grad,) = torch.autograd.grad(active, e_fake)
+    assert grad[0].tolist() == pytest.approx([-1.0, 0.0])  # pushes G(z) away from x_i
+    assert g_loss(e_j, e_fake).item() == pytest.approx(9.0)  # d(x_j, G(z))
+
+
+def test_positive_index():
+    assert positive_index(4).tolist() == [3, 0, 1, 2]  # a roll: every sample has a partner
+    labels = torch.tensor([0, 1, 0, 1, 1, 2])
+    pos = positive_index(6, labels)
+    assert torch.equal(labels[pos], labels)  # same class
+    assert all(pos[i] != i for i in range(5))  # a different sample unless alone (class 2)
+    assert pos[5] == 5
+
+
+def test_one_hot_planes():
+    planes = one_hot_planes(torch.tensor([2, 0]), 3, torch.zeros(2, 1, 4, 4))
+    assert planes.shape == (2, 3, 4, 4)
+    assert planes[0, 2].eq(1).all() and planes[0, :2].eq(0).all() and planes[1, 0].eq(1).all()
+
+
+# -- Algorithm 1 ------------------------------------------------------------------------------
+def test_nets_prior_and_shapes():
+    m = MBGAN(Config(width=8), IMAGES, CPU)
+    assert m.embed(_images(3)).shape == (3, 500)  # K = 500 linear outputs
+    z = m.sample_latent(1000)
+    assert z.shape == (1000, 100) and z.min() >= 0 and z.max() <= 1  # U(0, 1)
+    assert m.sample(2).shape == (2, 1, 28, 28)
+    assert m.nets["D"].blocks[0][0].kernel_size == (5, 5)  # Table 2: 5c2s
+
+
+def test_gradients_flow_only_where_the_algorithm_says():
+    m = _method()
+    G, D = m.nets["G"], m.nets["D"]
+    g_before = [p.detach().clone() for p in G.parameters()]
+    m.discriminator_step(_images(8), positive_index(8), m.sample_latent(8))
+    assert all(p.grad is None for p in G.parameters())  # G(z) and the margin are constants
+    assert all(torch.equal(a, b) for a, b in zip(g_before, G.parameters(), strict=True))
+    d_before = [p.detach().clone() for p in D.parameters()]
+    D.zero_grad(set_to_none=True)
+    m.generator_step(_images(8), m.sample_latent(8))
+    assert all(p.grad is None for p in D.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(d_before, D.parameters(), strict=True))
+    assert all(p.requires_grad for p in D.parameters())
+
+
+def test_one_generator_step_lowers_the_generator_loss_on_a_fixed_batch():
+    m = _method(lr_g=1e-4)
+    x_j, z = _images(16), torch.rand(16, 100)
+    before = m.generator_loss(x_j, z).item()
+    logs = m.generator_step(x_j, z)
+    assert logs["g_loss"] == pytest.approx(before, rel=1e-5) and logs["g_grad_norm"] > 0
+    assert m.generator_loss(x_j, z).item() < before
+
+
+def test_train_step_runs_n_generator_steps():
+    m = _method(g_steps=3)
+    calls = []
+    step = m.generator_step
+    m.generator_step = lambda *a: calls.append(1) or step(*a)
+    logs = m.train_step(_images(6), None, 0)
+    assert len(calls) == 3
+    for key in ("d_loss", "d_real", "d_fake", "margin", "g_loss", "g_grad_norm"):
+        assert key in logs
+
+
+def test_conditional_shapes_and_labels():
+    m = _method(ConditionalMBGAN)
+    assert get_method("mbgan-cond") is ConditionalMBGAN and m.conditional
+    labels = torch.tensor([0, 3, 9])
+    assert m.generate(torch.rand(3, 100), labels).shape == (3, 1, 28, 28)
+    assert m.embed(_images(3), labels).shape == (3, 16)
+    assert m.nets["D"].blocks[0][0].in_channels == 1 + 10  # image + one-hot planes
+    assert m.sample(3, labels).shape == (3, 1, 28, 28)
+    assert m.sample(4).shape == (4, 1, 28, 28)  # random labels
+    logs = m.train_step(_images(8), torch.tensor([0, 1, 0, 1, 2, 2, 3, 3]), 0)
+    assert "g_loss" in logs
+    with pytest.raises(OTGenError, match="labels"):
+        m.train_step(_images(4), None, 0)
+    with pytest.raises(OTGenError, match=r"labels must be in \[0, 10\)"):
+        m.generate(torch.rand(1, 100), torch.tensor([10]))
+    with pytest.raises(OTGenError, match="labelled data"):
+        ConditionalMBGAN(None, DataSpec(shape=(1, 28, 28)), CPU)
+
+
+def test_conditional_embedding_depends_on_the_label():
+    m = _method(ConditionalMBGAN)
+    m.nets["D"].eval()
+    x = _images(1).repeat(2, 1, 1, 1)
+    e = m.embed(x, torch.tensor([0, 1]))
+    assert not torch.allclose(e[0], e[1])
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"K": 0}, {"alpha": -1.0}, {"margin_norm": "max"}, {"kernel": 3}, {"g_steps": 0},
+     {"lr_d": 0.0}, {"beta1": 1.0}],
+)  # fmt: skip
+def test_bad_config_raises(kw):
+    with pytest.raises(OTGenError):
+        Config(**kw)
+
+
+def test_points_and_tiny_batches_are_rejected():
+    with pytest.raises(OTGenError, match="image data"):
+        MBGAN(Config(), DataSpec(shape=(2,)), CPU)
+    with pytest.raises(OTGenError, match="at least 2"):
+        _method().train_step(_images(1), None, 0)

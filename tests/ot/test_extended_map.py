@@ -1,0 +1,77 @@
+"""Extended (piecewise linear) OT map: angles, facet measures, singular facets, mapping."""
+
+import math
+
+import pytest
+import torch
+
+from otgen.errors import OTGenError
+from otgen.ot import extended_map as em
+from otgen.ot import semidiscrete as sd
+
+
+def test_normal_angle_closed_form():
+    yi = torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    yj = torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=torch.float64)
+    # (0,0,-1) vs (1,0,-1)/√2 -> π/4; (1,0,-1)/√2 vs (-1,0,-1)/√2 -> cos = 0 -> π/2.
+    assert em.normal_angles(yi, yj).tolist() == pytest.approx([math.pi / 4, math.pi / 2])
+    assert float(em.normal_angles(yi[1:], yj[1:], scale=0.5)[0]) == pytest.approx(
+        math.acos((1 - 0.25) / (1 + 0.25))
+    )
+
+
+def test_two_targets_facet_is_the_midline_of_the_square():
+    # Equal masses, symmetric targets: the facet is {x_1 = 0} inside the unit square, length 1.
+    y = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])
+    res = sd.solve(y, method="newton", tol=2e-3, n_samples=20000)
+    ext = em.extend(res, theta=1.0, n_samples=200_000)
+    f = ext.facets
+    assert f.pairs.tolist() == [[0, 1]]
+    assert float(f.measure[0]) == pytest.approx(1.0, rel=0.05)
+    assert float(f.angle[0]) == pytest.approx(math.pi / 2) and f.n_singular == 1
+    # Centroids of the two half squares: (-1/4, 0) and (1/4, 0).
+    assert torch.allclose(ext.centroids, torch.tensor([[-0.25, 0.0], [0.25, 0.0]]).double(), atol=5e-3)
+
+
+def _two_clusters(n_per: int = 30):
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n_per, 2, generator=g) * 0.05 + torch.tensor([-1.0, 0.0])
+    b = torch.randn(n_per, 2, generator=g) * 0.05 + torch.tensor([1.0, 0.0])
+    return torch.cat([a, b])
+
+
+def test_singular_facets_separate_the_clusters_and_samples_never_fall_in_the_gap():
+    y = _two_clusters()
+    res = sd.solve(y, method="averaged", tol=0.05, n_samples=8192, seed=1)
+    ext = em.extend(res, theta=0.3, n_samples=100_000)
+    side = (y[:, 0] > 0).long()
+    cross = side[ext.facets.pairs[:, 0]] != side[ext.facets.pairs[:, 1]]
+    assert bool(cross.any())
+    assert torch.equal(ext.facets.singular, cross)  # exactly the between-cluster facets
+    x = sd.SourceSampler(2, seed=5).draw(4000)
+    out, linear = ext.map(x)
+    assert linear.float().mean() > 0.3  # a good share is interpolated, not copied
+    assert bool((out[:, 0].abs() > 0.7).all())  # nothing generated between the clusters
+    # Inside a regular simplex the map is affine: the same combination of targets.
+    assert not torch.equal(out[linear], res.y.double()[res.assign(x[linear])])
+
+
+def test_map_of_a_cell_centroid_is_its_target():
+    y = _two_clusters(10)
+    res = sd.solve(y, method="averaged", tol=0.05, n_samples=8192, seed=2)
+    ext = em.extend(res, theta=math.pi, n_samples=100_000)
+    out, linear = ext.map(ext.centroids)
+    # λ = e_i at the centroid of cell i (when its simplex contains it), so x -> y_i.
+    assert bool(linear.any())
+    assert torch.allclose(out[linear], res.y.double()[linear], atol=1e-6)
+
+
+def test_bad_input():
+    res = sd.solve(torch.randn(4, 2), method="adam", tol=None, max_iter=1, n_samples=64)
+    with pytest.raises(OTGenError, match="theta"):
+        em.extend(res, theta=0.0)
+    with pytest.raises(OTGenError, match="SemiDiscreteResult"):
+        em.extend("nope")
+    ext = em.extend(res, n_samples=2000)
+    with pytest.raises(OTGenError, match="dimensions"):
+        ext(torch.rand(3, 5))

@@ -1,0 +1,144 @@
+"""Semi-discrete OT: closed forms, marginals after solving, invariances, bad input."""
+
+import math
+
+import pytest
+import torch
+
+from otgen.errors import CheckpointError, OTGenError
+from otgen.ot import semidiscrete as sd
+
+
+def test_one_target_gets_all_mass():
+    res = sd.solve(torch.tensor([[0.3, -1.0]]), tol=1e-6, max_iter=5)
+    assert res.converged and res.marginal_error == 0.0
+    assert torch.equal(res.assign(torch.rand(50, 2) - 0.5), torch.zeros(50, dtype=torch.long))
+    assert float(res.h.abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("method", ["newton", "adam"])
+def test_two_targets_1d_exact_split(method):
+    # Uniform on [-1/2, 1/2]: the left cell [-1/2, s] needs mass b1, so s = -1/2 + b1, and the
+    # planes x*y1 + h1 and x*y2 + h2 meet at s: h1 - h2 = s (y2 - y1).
+    y, b = torch.tensor([[0.3], [1.0]]), torch.tensor([0.3, 0.7])
+    kw = {"n_samples": 4096} if method == "newton" else {"n_samples": 4096, "lr": 0.02}
+    res = sd.solve(y, b, method=method, tol=2e-3, max_iter=2000, h0="zeros", **kw)
+    s = -0.5 + 0.3
+    assert res.converged
+    assert float(res.h[0] - res.h[1]) == pytest.approx(s * (1.0 - 0.3), abs=3e-3)
+    split = float((res.h[0] - res.h[1]) / (1.0 - 0.3))
+    assert split == pytest.approx(s, abs=5e-3)
+
+
+@pytest.mark.parametrize("source", ["uniform", "gaussian"])
+def test_cell_measures_match_weights_after_solving(source):
+    g = torch.Generator().manual_seed(1)
+    y = torch.randn(12, 2, generator=g)
+    b = torch.rand(12, generator=g) + 0.5
+    b = b / b.sum()
+    res = sd.solve(y, b, source=source, method="averaged", tol=0.03, n_samples=4096, seed=3)
+    assert res.converged and res.marginal_error <= 0.03
+    # Independent check: another seeded Sobol stream, 2e5 points.
+    w = res.cell_measures(200_000, seed=99)
+    assert float((w - res.b).abs().sum()) < 0.03
+    assert float(res.h.mean()) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_newton_2d_converges_and_transport_is_the_cell_target():
+    y = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.4]])
+    res = sd.solve(y, method="newton", tol=5e-3, n_samples=20000, seed=0)
+    assert res.converged
+    x = torch.rand(100, 2) - 0.5
+    assert torch.equal(res.transport(x), res.y[res.assign(x)].to(res.y))
+    # u_h is the max of the planes: it dominates every plane and touches one (eq. 19).
+    u = res.potential(x)
+    planes = x.double() @ res.y.double().T + res.h
+    assert torch.allclose(u, planes.max(1).values)
+
+
+def test_translating_targets_leaves_h_unchanged():
+    # <x, y_i + c> + h_i = <x, y_i> + h_i + <x, c>: the added term is the same for every i, so
+    # the cells (hence h*, recentred) do not move; u gains <x, c> and the map shifts by c.
+    g = torch.Generator().manual_seed(2)
+    y = torch.randn(8, 2, generator=g)
+    c = torch.tensor([3.0, -2.0])
+    kw = dict(method="adam", tol=None, max_iter=60, n_samples=4096, seed=5)
+    r1, r2 = sd.solve(y, **kw), sd.solve(y + c, **kw)
+    assert torch.allclose(r1.h, r2.h, atol=1e-3)
+    x = torch.rand(200, 2) - 0.5
+    agree = (r1.assign(x) == r2.assign(x)).float().mean()
+    assert agree > 0.97
+    assert torch.allclose(r2.potential(x) - r1.potential(x), x.double() @ c.double(), atol=2e-3)
+
+
+def test_same_seed_same_result_and_fresh_samples_per_step():
+    y = torch.randn(6, 3)
+    kw = dict(method="adam", tol=None, max_iter=5, n_samples=512, seed=4)
+    assert torch.equal(sd.solve(y, **kw).h, sd.solve(y, **kw).h)
+    s = sd.SourceSampler(3, seed=0)
+    assert not torch.equal(s.draw(64), s.draw(64))  # the stream continues: fresh points
+
+
+def test_gaussian_source_is_standard_normal():
+    x = sd.SourceSampler(2, "gaussian", seed=0).draw(1 << 14)
+    assert x.mean(0).abs().max() < 0.01 and (x.std(0) - 1).abs().max() < 0.01
+
+
+def test_chunking_over_targets_matches_dense_argmax(monkeypatch):
+    monkeypatch.setattr(sd, "_BLOCK_ELEMENTS", 64)  # force many target blocks
+    y, h = torch.randn(300, 4), torch.randn(300)
+    x = torch.rand(50, 4)
+    s, idx = sd.top_scores(x, y, h, 3)
+    ref = (x @ y.T + h).topk(3, dim=1)
+    assert torch.equal(idx, ref.indices) and torch.allclose(s, ref.values)
+    assert torch.equal(sd.assign(x, y, h), (x @ y.T + h).argmax(1))
+
+
+def test_save_load_roundtrip(tmp_path):
+    res = sd.solve(torch.randn(5, 2), method="adam", tol=None, max_iter=3, n_samples=256)
+    path = res.save(tmp_path / "ot.safetensors")
+    back = sd.load(path)
+    assert torch.equal(back.h, res.h) and torch.equal(back.y, res.y)
+    assert back.history == res.history and back.n_iter == res.n_iter
+    assert back.marginal_error == res.marginal_error
+    (tmp_path / "bad.safetensors").write_bytes(b"not a file")
+    with pytest.raises(CheckpointError):
+        sd.load(tmp_path / "bad.safetensors")
+    with pytest.raises(CheckpointError):
+        sd.load(tmp_path / "missing.safetensors")
+
+
+def test_duplicates_error_or_merge():
+    y = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(OTGenError, match="duplicate"):
+        sd.solve(y, max_iter=1)
+    res = sd.solve(y, duplicates="merge", method="adam", tol=None, max_iter=1, n_samples=64)
+    assert res.n == 2
+    assert sorted(res.b.tolist()) == pytest.approx([1 / 3, 2 / 3])
+
+
+@pytest.mark.parametrize(
+    "y, b, kw, match",
+    [
+        (torch.randn(3, 2), torch.tensor([0.5, 0.5, 0.0]), {}, "zero"),
+        (torch.randn(3, 2), torch.tensor([0.7, 0.5, -0.2]), {}, "negative"),
+        (torch.randn(3, 2), torch.tensor([0.2, 0.2, 0.2]), {}, "sum to 1"),
+        (torch.randn(3, 2), torch.tensor([0.5, 0.5]), {}, "entries"),
+        (torch.tensor([[0.0, math.nan], [1.0, 1.0]]), None, {}, "NaN"),
+        (torch.randn(3, 2), None, {"method": "sgd"}, "method"),
+        (torch.randn(3, 2), None, {"source": "cube"}, "source"),
+        (torch.randn(3, 2), None, {"tol": -1.0}, "tol"),
+        (torch.randn(3, 2), None, {"h0": [0.0, 1.0]}, "h0"),
+    ],
+)
+def test_bad_input_raises(y, b, kw, match):
+    with pytest.raises(OTGenError, match=match):
+        sd.solve(y, b, max_iter=1, **kw)
+
+
+def test_bad_query_points_raise():
+    res = sd.solve(torch.randn(4, 2), method="adam", tol=None, max_iter=1, n_samples=64)
+    with pytest.raises(OTGenError, match="dimensions"):
+        res.transport(torch.rand(5, 3))
+    with pytest.raises(OTGenError, match="NaN"):
+        res.assign(torch.tensor([[0.0, math.nan]]))
