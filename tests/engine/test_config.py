@@ -118,7 +118,7 @@ def test_annotated_types_are_coerced():
     c = build_dataclass(C, {"betas": [0, 1], "hidden": [4, 4, 4], "mode": None}, "method")
     assert c == C((0.0, 1.0), (4, 4, 4), None)
     assert isinstance(c.betas[0], float)
-    with pytest.raises(OTGenError, match="method.betas: expected 2 values"):
+    with pytest.raises(OTGenError, match=r"method\.betas: expected 2 values"):
         build_dataclass(C, {"betas": [1.0]}, "method")
     with pytest.raises(OTGenError, match=r"method.hidden\[1\]: expected an integer"):
         build_dataclass(C, {"hidden": [4, "x"]}, "method")

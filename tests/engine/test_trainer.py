@@ -60,7 +60,7 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
     run = tmp_path / "killed"
     env = {**os.environ, "OTGEN_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, str(HERE / "engine_run.py"), str(run), json.dumps(CFG)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     # kill at a random moment after a checkpoint inside the second phase ("gan", step >= 10)
     while time.time() < deadline and proc.poll() is None:
@@ -68,7 +68,7 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
         if found and found[-1][0] >= 14:
             break
         time.sleep(0.005)
-    time.sleep(random.uniform(0, 0.05))
+    time.sleep(random.uniform(0, 0.03))
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -4,8 +4,6 @@ import pytest
 import torch
 
 from otgen.errors import OTGenError
-
-pytest.importorskip("otgen.ot.exact")
 from otgen.metrics.emd import emd_distance
 
 

@@ -24,13 +24,15 @@ def test_two_targets_facet_is_the_midline_of_the_square():
     # Equal masses, symmetric targets: the facet is {x_1 = 0} inside the unit square, length 1.
     y = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])
     res = sd.solve(y, method="newton", tol=2e-3, n_samples=20000)
-    ext = em.extend(res, theta=1.0, n_samples=200_000)
+    ext = em.extend(res, theta=1.0, n_samples=100_000)
     f = ext.facets
     assert f.pairs.tolist() == [[0, 1]]
     assert float(f.measure[0]) == pytest.approx(1.0, rel=0.05)
     assert float(f.angle[0]) == pytest.approx(math.pi / 2) and f.n_singular == 1
     # Centroids of the two half squares: (-1/4, 0) and (1/4, 0).
-    assert torch.allclose(ext.centroids, torch.tensor([[-0.25, 0.0], [0.25, 0.0]]).double(), atol=5e-3)
+    assert torch.allclose(
+        ext.centroids, torch.tensor([[-0.25, 0.0], [0.25, 0.0]]).double(), atol=5e-3
+    )
 
 
 def _two_clusters(n_per: int = 30):
@@ -41,14 +43,14 @@ def _two_clusters(n_per: int = 30):
 
 
 def test_singular_facets_separate_the_clusters_and_samples_never_fall_in_the_gap():
-    y = _two_clusters()
-    res = sd.solve(y, method="averaged", tol=0.05, n_samples=8192, seed=1)
-    ext = em.extend(res, theta=0.3, n_samples=100_000)
+    y = _two_clusters(12)
+    res = sd.solve(y, method="averaged", tol=0.1, n_samples=2048, seed=1)
+    ext = em.extend(res, theta=0.3, n_samples=20_000)
     side = (y[:, 0] > 0).long()
     cross = side[ext.facets.pairs[:, 0]] != side[ext.facets.pairs[:, 1]]
     assert bool(cross.any())
     assert torch.equal(ext.facets.singular, cross)  # exactly the between-cluster facets
-    x = sd.SourceSampler(2, seed=5).draw(4000)
+    x = sd.SourceSampler(2, seed=5).draw(1000)
     out, linear = ext.map(x)
     assert linear.float().mean() > 0.3  # a good share is interpolated, not copied
     assert bool((out[:, 0].abs() > 0.7).all())  # nothing generated between the clusters
@@ -57,9 +59,9 @@ def test_singular_facets_separate_the_clusters_and_samples_never_fall_in_the_gap
 
 
 def test_map_of_a_cell_centroid_is_its_target():
-    y = _two_clusters(10)
-    res = sd.solve(y, method="averaged", tol=0.05, n_samples=8192, seed=2)
-    ext = em.extend(res, theta=math.pi, n_samples=100_000)
+    y = _two_clusters(8)
+    res = sd.solve(y, method="averaged", tol=0.1, n_samples=2048, seed=2)
+    ext = em.extend(res, theta=math.pi, n_samples=20_000)
     out, linear = ext.map(ext.centroids)
     # λ = e_i at the centroid of cell i (when its simplex contains it), so x -> y_i.
     assert bool(linear.any())

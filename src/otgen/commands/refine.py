@@ -19,6 +19,7 @@ import torch
 
 from otgen.commands._common import add_device_seed
 from otgen.errors import OTGenError
+from otgen.utils.checks import check_int, check_positive
 
 HELP = "refine a trained GAN's samples with discriminator optimal transport (DOT)"
 
@@ -67,19 +68,37 @@ def _keff(text: str) -> str | float:
         value = float(text)
     except ValueError:
         raise OTGenError(f"--keff must be 'auto' or a positive number, got {text!r}") from None
-    return value
+    return check_positive(value, "keff")
 
 
-def _clip(text: str, spec: Any) -> tuple[float, float] | None:
-    if text == "none":
-        return None
-    if text == "auto":
-        return tuple(spec.value_range) if spec.is_image else _TARGET_CLIP_2D
+def _clip(text: str) -> tuple[float, float] | str | None:
+    """``--clip``: None, "auto" (decided by the data once the run is loaded) or (lo, hi)."""
+    if text in ("none", "auto"):
+        return None if text == "none" else "auto"
     try:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
         raise OTGenError(f"--clip must be LO,HI, 'auto' or 'none', got {text!r}") from None
+    if not lo < hi:
+        raise OTGenError(f"--clip must be LO,HI with LO < HI, got {text!r}")
     return lo, hi
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """DOT options from the flags, validated before the (slow) run loading."""
+    steps, optimizer = _DEFAULTS[args.mode]
+    options: dict[str, Any] = dict(
+        steps=check_int(steps if args.steps is None else args.steps, "steps", minimum=0),
+        lr=check_positive(args.lr, "lr"),
+        optimizer=args.optimizer or optimizer,
+        delta=check_positive(args.delta, "delta"),
+        batch_size=check_int(args.batch_size, "batch_size"),
+    )
+    if args.mode == "latent":
+        options["projection"] = args.projection
+    else:
+        options["clip"] = _clip(args.clip)
+    return options
 
 
 def _load(run_dir: str, device: torch.device):
@@ -95,22 +114,16 @@ def run(args: argparse.Namespace) -> int:
     from otgen.utils.device import resolve_device
     from otgen.utils.io import write_json
 
+    options = _options(args)
+    keff = _keff(args.keff)
+    n = check_int(args.n, "n")
     device = resolve_device(args.device)
     method, cfg = _load(args.run, device)
+    if options.get("clip") == "auto":
+        spec = method.spec
+        options["clip"] = tuple(spec.value_range) if spec.is_image else _TARGET_CLIP_2D
     pair = GANPair.from_method(method)
-    steps, optimizer = _DEFAULTS[args.mode]
-    options: dict[str, Any] = dict(
-        steps=steps if args.steps is None else args.steps,
-        lr=args.lr,
-        optimizer=args.optimizer or optimizer,
-        delta=args.delta,
-        batch_size=args.batch_size,
-    )
-    if args.mode == "latent":
-        options["projection"] = args.projection
-    else:
-        options["clip"] = _clip(args.clip, method.spec)
-    res = refine(pair, args.n, args.mode, keff=_keff(args.keff), seed=args.seed, **options)
+    res = refine(pair, n, args.mode, keff=keff, seed=args.seed, **options)
 
     out = Path(args.out or Path(args.run) / f"refined-{args.mode}.npy").with_suffix(".npy")
     out.parent.mkdir(parents=True, exist_ok=True)

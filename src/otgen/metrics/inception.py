@@ -225,7 +225,7 @@ def load_fid_inception(weights: str | Path | None = None) -> tuple[FIDInceptionV
     if not source:
         raise DataNotFoundError(
             f"inception-v3 needs the FID weights file {FID_WEIGHTS_NAME} (pytorch-fid / "
-            f"torch-fidelity release); pass weights=PATH (--inception-weights) or set {WEIGHTS_ENV}"
+            f"torch-fidelity release); pass weights=PATH or set {WEIGHTS_ENV}=PATH"
         )
     path = Path(source).expanduser()
     if not path.is_file():

@@ -80,8 +80,9 @@ def cost_matrix(x, y, cost: CostLike = "sqeuclidean") -> torch.Tensor:
     return c
 
 
-def default_chunk(n_other: int, *, batch: int = 1, itemsize: int = 4, budget: int = CHUNK_BYTES
-                  ) -> int:
+def default_chunk(
+    n_other: int, *, batch: int = 1, itemsize: int = 4, budget: int = CHUNK_BYTES
+) -> int:
     """Rows per block so that a ``(batch, rows, n_other)`` block fits in ``budget`` bytes."""
     return max(1, budget // max(1, batch * n_other * itemsize))
 

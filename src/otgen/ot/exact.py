@@ -10,6 +10,7 @@ cap was hit raises :class:`OTGenError` rather than returning a wrong answer.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,8 +41,16 @@ def default_max_iter(n: int, m: int) -> int:
     return int(min(MAX_ITER_CAP, max(100_000, 100 * n * m)))
 
 
-def emd(x=None, y=None, a=None, b=None, *, cost: CostLike = "sqeuclidean", C=None,
-        max_iter: int | None = None) -> ExactOTResult:
+def emd(
+    x=None,
+    y=None,
+    a=None,
+    b=None,
+    *,
+    cost: CostLike = "sqeuclidean",
+    C=None,
+    max_iter: int | None = None,
+) -> ExactOTResult:
     """Exact OT between point clouds ``x (n, d)``, ``y (m, d)`` (or a cost matrix ``C``) with
     weights ``a, b`` (default uniform). Raises ``OTGenError`` when the iteration cap is hit."""
     import ot
@@ -59,19 +68,37 @@ def emd(x=None, y=None, a=None, b=None, *, cost: CostLike = "sqeuclidean", C=Non
     a = as_weights(a, n, "a", like=torch.empty(n, 1, dtype=torch.float64))
     b = as_weights(b, m, "b", like=torch.empty(m, 1, dtype=torch.float64))
     cap = default_max_iter(n, m) if max_iter is None else check_int(max_iter, "max_iter")
-    plan, log = ot.emd(a.detach().cpu().numpy(), b.detach().cpu().numpy(), Cn.numpy(),
-                       numItermax=cap, log=True)
+    with warnings.catch_warnings():  # a hit cap is turned into an error below
+        warnings.simplefilter("ignore", UserWarning)
+        plan, log = ot.emd(
+            a.detach().cpu().numpy(), b.detach().cpu().numpy(), Cn.numpy(), numItermax=cap, log=True
+        )
     # result_code 1 = optimal; 3 = iteration cap reached (plan feasible, not optimal);
     # 0/2 = infeasible/unbounded. Only an optimal plan is returned.
     if log.get("result_code", 1) != 1 or log.get("warning"):
-        raise OTGenError(f"exact OT did not reach optimality (result code "
-                         f"{log.get('result_code')}: {log.get('warning')}); max_iter={cap} is too small")
+        raise OTGenError(
+            f"exact OT did not reach optimality (result code "
+            f"{log.get('result_code')}: {log.get('warning')}); max_iter={cap} too small"
+        )
     plan_t = torch.from_numpy(np.ascontiguousarray(plan))
-    return ExactOTResult(cost=float(log["cost"]), plan=plan_t, f=torch.from_numpy(log["u"]),
-                         g=torch.from_numpy(log["v"]), max_iter=cap)
+    return ExactOTResult(
+        cost=float(log["cost"]),
+        plan=plan_t,
+        f=torch.from_numpy(log["u"]),
+        g=torch.from_numpy(log["v"]),
+        max_iter=cap,
+    )
 
 
-def emd2(x=None, y=None, a=None, b=None, *, cost: CostLike = "sqeuclidean", C=None,
-         max_iter: int | None = None) -> float:
+def emd2(
+    x=None,
+    y=None,
+    a=None,
+    b=None,
+    *,
+    cost: CostLike = "sqeuclidean",
+    C=None,
+    max_iter: int | None = None,
+) -> float:
     """Exact OT cost ``min <pi, C>`` (see :func:`emd`)."""
     return emd(x, y, a, b, cost=cost, C=C, max_iter=max_iter).cost

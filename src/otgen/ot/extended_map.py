@@ -70,28 +70,50 @@ class ExtendedMap:
     facets: Facets
     theta: float
     scale: float
-    k: int  # cells per simplex: d + 1
+    k: int  # candidate cells per sample (own cell first)
 
     def __call__(self, x: ArrayLike) -> torch.Tensor:
         return self.map(x)[0]
 
     def map(self, x: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mapped points (m, d), bool mask of samples mapped piecewise linearly)."""
+        """(mapped points (m, d), bool mask of samples mapped piecewise linearly).
+
+        Candidate simplices: the sample's own cell plus d of its next ``k − 1`` best cells,
+        tried in order of their planes' heights at x; the first one whose centroid simplex
+        contains x and whose cell pairs are all regular is used.
+        """
         res = self.result
         xt = as_points(x, "x", device=res.y.device).double()
         same_dim(xt, res.y, "x", "targets")
+        d = res.dim
         _, idx = top_scores(xt.float(), res.y.float(), res.h.float(), self.k)
-        own = idx[:, 0]
-        out = res.y.double()[own].clone()
-        if idx.shape[1] < self.k:  # fewer targets than a simplex needs: plain OT map
-            return out, torch.zeros(len(xt), dtype=torch.bool, device=xt.device)
-        lam, inside = _barycentric(xt, self.centroids[idx])
-        yi = res.y.double()[idx]  # (m, k, d)
-        a, b = torch.triu_indices(self.k, self.k, 1, device=xt.device)
-        regular = (normal_angles(yi[:, a], yi[:, b], self.scale) < self.theta).all(1)
-        ok = inside & regular
-        out[ok] = torch.einsum("mk,mkd->md", lam[ok], yi[ok])
-        return out, ok
+        out = res.y.double()[idx[:, 0]].clone()
+        done = torch.zeros(len(xt), dtype=torch.bool, device=xt.device)
+        if idx.shape[1] < d + 1:  # fewer targets than a simplex needs: plain OT map
+            return out, done
+        y = res.y.double()
+        a, b = torch.triu_indices(d + 1, d + 1, 1, device=xt.device)
+        for rest in _combinations(idx.shape[1] - 1, d):
+            cols = torch.tensor([0, *[r + 1 for r in rest]], device=xt.device)
+            todo = (~done).nonzero(as_tuple=True)[0]
+            if len(todo) == 0:
+                break
+            sub = idx[todo][:, cols]  # (m', d+1)
+            lam, inside = _barycentric(xt[todo], self.centroids[sub])
+            yi = y[sub]
+            regular = (normal_angles(yi[:, a], yi[:, b], self.scale) < self.theta).all(1)
+            ok = inside & regular
+            rows = todo[ok]
+            out[rows] = torch.einsum("mk,mkd->md", lam[ok], yi[ok])
+            done[rows] = True
+        return out, done
+
+
+def _combinations(m: int, r: int, limit: int = 64) -> list[tuple[int, ...]]:
+    """r-subsets of range(m) in lexicographic (best-first) order, at most ``limit``."""
+    from itertools import combinations, islice
+
+    return list(islice(combinations(range(m), r), limit))
 
 
 def _barycentric(x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,6 +137,7 @@ def extend(
     theta: float = 0.7,
     scale: float = 1.0,
     n_samples: int | None = None,
+    neighbours: int | None = None,
     slab: float = 0.05,
     seed: int = 1,
 ) -> ExtendedMap:
@@ -123,7 +146,9 @@ def extend(
     ``theta``: regular/singular threshold on the normal angle (radians; 0.7 in the authors'
     reference generator). ``scale``: multiplies y inside the normals (see module docstring).
     ``n_samples``: source samples of the pass (default 100·n, the AE-OT paper's choice);
-    ``slab``: fraction of samples used for the facet slab.
+    ``neighbours``: candidate cells per sample (default d + 3; the simplices tried are the
+    own cell plus d of the others, at most 64 of them). ``slab``: fraction of samples used
+    for the facet slab.
     """
     if not isinstance(result, SemiDiscreteResult):
         raise OTGenError("extend() needs a SemiDiscreteResult from otgen.ot.semidiscrete.solve")
@@ -148,7 +173,7 @@ def extend(
         facets=_facets(stats, y, theta, scale),
         theta=theta,
         scale=scale,
-        k=d + 1,
+        k=check_int(neighbours or d + 3, "neighbours", minimum=d + 1),
     )
 
 

@@ -200,15 +200,16 @@ class CellStats:
     sums: torch.Tensor | None = None  # (n, d) float64, Σ x over each cell (centroids)
     pair_counts: torch.Tensor | None = None  # (n, n) float64, top-2 pairs with gap < delta
     delta: float | None = None
-    sparse_pairs: tuple[torch.Tensor, torch.Tensor] | None = None  # (i*n + j, count), large n
+    sparse_pairs: tuple[torch.Tensor, torch.Tensor] | None = None  # (i*n + j, slab), large n
+    seen: torch.Tensor | None = None  # (n, n) all top-2 pairs (adjacency), dense case
 
     def pair_list(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Unordered pairs i < j with slab samples on either side: (i, j, count)."""
+        """Adjacent cells (i < j, seen as best/second-best pair) and their slab counts."""
         n = self.counts.shape[0]
         if self.pair_counts is not None:
-            sym = torch.triu(self.pair_counts + self.pair_counts.T, 1)
-            i, j = sym.nonzero(as_tuple=True)
-            return i, j, sym[i, j]
+            adj = torch.triu(self.seen + self.seen.T, 1)
+            i, j = adj.nonzero(as_tuple=True)
+            return i, j, (self.pair_counts + self.pair_counts.T)[i, j]
         lin, cnt = self.sparse_pairs
         a, b = lin // n, lin % n
         key = torch.minimum(a, b) * n + torch.maximum(a, b)
@@ -257,7 +258,9 @@ def cell_statistics(
             f"facet statistics under torch.distributed need n <= {_NEWTON_MAX_TARGETS}"
         )
     pairs = torch.zeros(n * n if dense else 0, dtype=torch.float64, device=device)
+    seen = torch.zeros(n * n if dense else 0, dtype=torch.float64, device=device)
     sparse: list[torch.Tensor] = []
+    sparse_w: list[torch.Tensor] = []
     y32, h32 = y.float(), h.float()
     k = 2 if delta else 1
     for xc in sampler.chunks(n_samples, chunk, rank, world):
@@ -268,21 +271,28 @@ def cell_statistics(
         if sums is not None:
             sums.index_add_(0, own, x)
         if delta:
-            near = (s[:, 0] - s[:, 1]) < delta
-            lin = own[near] * n + idx[near, 1]
+            # Every sample's (best, second-best) pair is a facet (adjacent cells); those within
+            # the slab of width δ also measure it.
+            near = ((s[:, 0] - s[:, 1]) < delta).double()
+            lin = own * n + idx[:, 1]
             if dense:
-                pairs += torch.bincount(lin, minlength=n * n).double()
+                pairs += torch.bincount(lin, weights=near, minlength=n * n)
+                seen += torch.bincount(lin, minlength=n * n).double()
             else:
                 sparse.append(lin)
+                sparse_w.append(near)
     _all_reduce(counts)
     if sums is not None:
         _all_reduce(sums)
     if not delta:
         return CellStats(counts, int(n_samples), sums)
     if dense:
-        return CellStats(counts, int(n_samples), sums, _all_reduce(pairs).view(n, n), delta)
-    lin, cnt = torch.unique(torch.cat(sparse), return_counts=True)
-    return CellStats(counts, int(n_samples), sums, None, delta, (lin, cnt.double()))
+        pairs, seen = _all_reduce(pairs).view(n, n), _all_reduce(seen).view(n, n)
+        return CellStats(counts, int(n_samples), sums, pairs, delta, seen=seen)
+    lin, inv = torch.unique(torch.cat(sparse), return_inverse=True)
+    slab = torch.zeros(len(lin), dtype=torch.float64, device=device)
+    slab.index_add_(0, inv, torch.cat(sparse_w))
+    return CellStats(counts, int(n_samples), sums, None, delta, (lin, slab))
 
 
 def assign(x: ArrayLike, y: ArrayLike, h: ArrayLike) -> torch.Tensor:
@@ -348,14 +358,17 @@ class SemiDiscreteResult:
         """The semi-discrete OT map ∇u_h(x) = y_{cell(x)} (eq. 22)."""
         return self.y[self.assign(x)]
 
-    def cell_measures(self, n_samples: int = 1_000_000, *, seed: int = 12345) -> torch.Tensor:
+    def cell_measures(
+        self, n_samples: int = 1_000_000, *, seed: int = 12345, qmc: bool = True
+    ) -> torch.Tensor:
         """Independent (quasi-)Monte Carlo estimate of w(h) with a fresh seeded stream."""
-        sampler = SourceSampler(self.dim, self.source, seed=seed)
+        sampler = SourceSampler(self.dim, self.source, seed=seed, qmc=qmc)
         return cell_statistics(self.y, self.h, sampler, check_int(n_samples, "n_samples")).measures
 
-    def l1_error(self, n_samples: int = 1_000_000, *, seed: int = 12345) -> float:
-        """Independent estimate of Σ|w_i − b_i| (biased upwards by the Monte Carlo noise)."""
-        w = self.cell_measures(n_samples, seed=seed)
+    def l1_error(self, n_samples: int = 1_000_000, *, seed: int = 12345, qmc: bool = True) -> float:
+        """Independent estimate of Σ|w_i − b_i|; with i.i.d. samples (``qmc=False``) it is
+        biased upwards by about sqrt(2n / (π N)), the Monte Carlo noise floor."""
+        w = self.cell_measures(n_samples, seed=seed, qmc=qmc)
         return float((w - self.b.to(w)).abs().sum())
 
     def _points(self, x: ArrayLike) -> torch.Tensor:

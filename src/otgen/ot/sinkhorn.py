@@ -52,6 +52,7 @@ gradient w.r.t. ``a, b``. :func:`transport_cost` computes the same loss for a gi
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -136,9 +137,12 @@ class _Problem:
         return self.C.shape[-1] if self.C is not None else self.y.shape[-2]
 
     def detached(self) -> _Problem:
-        d = (lambda t: None if t is None else t.detach())
-        return _Problem(d(self.x), d(self.y), d(self.C), self.cost_fn, self.online, self.chunk,
-                        self.batched)
+        def d(t):
+            return None if t is None else t.detach()
+
+        return _Problem(
+            d(self.x), d(self.y), d(self.C), self.cost_fn, self.online, self.chunk, self.batched
+        )
 
     def lse(self, h: torch.Tensor, eps: float, dim: int) -> torch.Tensor:
         """``dim=-1``: ``LSE_j(h_j - C_ij/eps)``; ``dim=-2``: ``LSE_i(h_i - C_ij/eps)``."""
@@ -174,8 +178,9 @@ class _Problem:
 _SQ, _EU = resolve_cost("sqeuclidean"), resolve_cost("euclidean")
 
 
-def _prepare(x, y, a, b, cost, C, memory, grad, chunk_size) -> tuple[_Problem, torch.Tensor,
-                                                                      torch.Tensor]:
+def _prepare(
+    x, y, a, b, cost, C, memory, grad, chunk_size
+) -> tuple[_Problem, torch.Tensor, torch.Tensor]:
     if C is not None:
         Ct = as_tensor(C, "C")
         if Ct.ndim not in (2, 3) or 0 in Ct.shape:
@@ -193,8 +198,7 @@ def _prepare(x, y, a, b, cost, C, memory, grad, chunk_size) -> tuple[_Problem, t
         yt = as_points(y, "y", batched=batched, dtype=xt.dtype, device=xt.device)
         same_dim(xt, yt)
         if batched and xt.shape[0] != yt.shape[0]:
-            raise OTGenError(f"x and y have different batch sizes ({xt.shape[0]} vs "
-                             f"{yt.shape[0]})")
+            raise OTGenError(f"x and y have different batch sizes ({xt.shape[0]} vs {yt.shape[0]})")
         if not batched:
             xt, yt = xt.unsqueeze(0), yt.unsqueeze(0)
         cost_fn = resolve_cost(cost)
@@ -308,8 +312,12 @@ def _solve_scaling(C, a, b, schedule, tol, max_iter, check_every, stage_iters):
                 u, v = torch.ones_like(f), torch.ones_like(g)
                 continue
             v = b / KTu
-            if bool((u.amax() > ABSORB) | (u.amin() < 1 / ABSORB) | (v.amax() > ABSORB)
-                    | (v.amin() < 1 / ABSORB)):
+            if bool(
+                (u.amax() > ABSORB)
+                | (u.amin() < 1 / ABSORB)
+                | (v.amax() > ABSORB)
+                | (v.amin() < 1 / ABSORB)
+            ):
                 f, g = f + eps * u.log(), g + eps * v.log()
                 _absorbed_kernel(C, f, g, eps, K)
                 u, v = torch.ones_like(f), torch.ones_like(g)
@@ -332,8 +340,9 @@ def _solve_log(prob: _Problem, a, b, schedule, tol, max_iter, check_every, stage
             L = prob.lse(f / eps, eps, dim=-2)  # LSE_i((f_i - C_ij)/eps), shared by both uses
             if it > 0 and (it % check_every == 0 or not last):
                 # Columns of the current plan: exp(g_j/eps + L_j); rows are exact.
-                err = float((torch.exp(g.detach() / eps + L.detach()) - b.detach()).abs()
-                            .sum(-1).amax())
+                err = float(
+                    (torch.exp(g.detach() / eps + L.detach()) - b.detach()).abs().sum(-1).amax()
+                )
                 if not math.isfinite(err):
                     raise NonFiniteError("Sinkhorn produced NaN/Inf (cost or weights invalid)")
                 if err <= tol or (not last and stage_it >= stage_iters):
@@ -382,7 +391,7 @@ class _Envelope(torch.autograd.Function):
     @staticmethod
     def forward(ctx, kind, prob, f, g, eps, known, x, y, C, a, b):
         ctx.kind, ctx.prob, ctx.eps = kind, prob, eps
-        ctx.save_for_backward(f, g, a, b)
+        ctx.save_for_backward(f, g)
         if kind == "value":
             return (a * f).sum(-1) + (b * g).sum(-1)
         if known is not None:  # computed by the solver
@@ -396,7 +405,7 @@ class _Envelope(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        f, g, a, b = ctx.saved_tensors
+        f, g = ctx.saved_tensors
         prob, eps = ctx.prob, ctx.eps
         need_x, need_y, need_c, need_a, need_b = ctx.needs_input_grad[6:11]
         gx = gy = gc = ga = gb = None
@@ -433,6 +442,13 @@ def _envelope(kind, prob: _Problem, f, g, eps, a, b, *, same: bool = False, know
 
 
 # ------------------------------------------------------------------------------ public API
+
+
+def _balance(f, g, a, b):
+    """Fix the gauge ``(f + c, g - c)`` (same plan, same value) by ``<a, f> = <b, g>``, so
+    that dense, online and batched solves return identical potentials."""
+    c = 0.5 * ((a * f).sum(-1, keepdim=True) - (b * g).sum(-1, keepdim=True))
+    return f - c, g + c
 
 
 def _check_args(eps, tol, max_iter, grad, memory, check_every, device_type):
@@ -483,49 +499,66 @@ def sinkhorn(
     """
     prob, a, b = _prepare(x, y, a, b, cost, C, memory, grad, chunk_size)
     ref = prob.C if prob.C is not None else prob.x
-    eps, tol, max_iter, check_every = _check_args(eps, tol, max_iter, grad, memory,
-                                                  check_every, ref.device.type)
+    eps, tol, max_iter, check_every = _check_args(
+        eps, tol, max_iter, grad, memory, check_every, ref.device.type
+    )
     det = prob.detached()
     schedule = _schedule(eps, anneal, det.max_cost())
     if grad == "autograd":
-        f, g, err, it = _solve_log(prob, a, b, schedule, tol, max_iter, check_every,
-                                   stage_iters)
+        f, g, err, it = _solve_log(prob, a, b, schedule, tol, max_iter, check_every, stage_iters)
+        f, g = _balance(f, g, a, b)
         P = prob.plan(f, g, eps)
         value = (a * f).sum(-1) + (b * g).sum(-1)
         cost_val = (P * prob.C).sum((-1, -2))
-        plan_fn = (lambda: P)
+        plan_src = (prob, f, g)  # P above, recomputed on demand: differentiable
     else:
         known = None
         with torch.no_grad():
             if det.C is not None:
-                f, g, err, it, known = _solve_scaling(det.C, a.detach(), b.detach(), schedule,
-                                                      tol, max_iter, check_every, stage_iters)
+                f, g, err, it, known = _solve_scaling(
+                    det.C, a.detach(), b.detach(), schedule, tol, max_iter, check_every, stage_iters
+                )
             else:
-                f, g, err, it = _solve_log(det, a.detach(), b.detach(), schedule, tol,
-                                           max_iter, check_every, stage_iters)
+                f, g, err, it = _solve_log(
+                    det, a.detach(), b.detach(), schedule, tol, max_iter, check_every, stage_iters
+                )
+        f, g = _balance(f, g, a.detach(), b.detach())
         value = _envelope("value", prob, f, g, eps, a, b)
         cost_val = _envelope("cost", prob, f, g, eps, a, b, known=known)
-        plan_fn = (lambda: det.plan(f, g, eps))
-    sq = (lambda t: t) if prob.batched else (lambda t: t.squeeze(0))
+        plan_src = (det, f, g)
+    if not prob.batched:
+        cost_val, value, f, g = (t.squeeze(0) for t in (cost_val, value, f, g))
     return SinkhornResult(
-        cost=sq(cost_val), value=sq(value), f=sq(f), g=sq(g), eps=eps,
-        marginal_error=err, n_iter=it, converged=err <= tol,
-        _plan=lambda: sq(plan_fn()),
+        cost=cost_val,
+        value=value,
+        f=f,
+        g=g,
+        eps=eps,
+        marginal_error=err,
+        n_iter=it,
+        converged=err <= tol,
+        _plan=functools.partial(_plan_on_demand, *plan_src, eps, prob.batched),
     )
 
 
-def _self_value(x, a, *, eps, cost, tol, max_iter, anneal, grad, memory, chunk_size,
-                stage_iters) -> torch.Tensor:
+def _plan_on_demand(src: _Problem, f, g, eps: float, batched: bool) -> torch.Tensor:
+    P = src.plan(f, g, eps)
+    return P if batched else P.squeeze(0)
+
+
+def _self_value(
+    x, a, *, eps, cost, tol, max_iter, anneal, grad, memory, chunk_size, stage_iters
+) -> torch.Tensor:
     """``OT_eps(a, a)`` on the cloud ``x`` (batched problem), by symmetric updates."""
-    prob, a, _ = _prepare(x, x, a, None if a is None else a, cost, None, memory, grad,
-                          chunk_size)
+    prob, a, _ = _prepare(x, x, a, a, cost, None, memory, grad, chunk_size)
     schedule = _schedule(eps, anneal, prob.detached().max_cost())
     if grad == "autograd":
         f, _, _ = _solve_symmetric(prob, a, schedule, tol, max_iter, stage_iters)
         return 2 * (a * f).sum(-1)
     with torch.no_grad():
-        f, _, _ = _solve_symmetric(prob.detached(), a.detach(), schedule, tol, max_iter,
-                                   stage_iters)
+        f, _, _ = _solve_symmetric(
+            prob.detached(), a.detach(), schedule, tol, max_iter, stage_iters
+        )
     return _envelope("value", prob, f, f, eps, a, a, same=True)
 
 
@@ -548,8 +581,17 @@ def sinkhorn_divergence(
     """Debiased Sinkhorn divergence ``S = OT(a, b) - OT(a, a)/2 - OT(b, b)/2`` (Feydy et al.
     2019), with the entropic values of eq. (1). ``S(x, x) = 0`` and ``S >= 0``; the self terms
     use symmetric (averaged) updates. Returns a differentiable scalar (``(B,)`` if batched)."""
-    kw = dict(eps=eps, cost=cost, tol=tol, max_iter=max_iter, anneal=anneal, grad=grad,
-              memory=memory, chunk_size=chunk_size, stage_iters=stage_iters)
+    kw = dict(
+        eps=eps,
+        cost=cost,
+        tol=tol,
+        max_iter=max_iter,
+        anneal=anneal,
+        grad=grad,
+        memory=memory,
+        chunk_size=chunk_size,
+        stage_iters=stage_iters,
+    )
     xy = sinkhorn(x, y, a, b, **kw).value
     xx = _self_value(x, a, **kw)
     yy = _self_value(y, b, **kw)

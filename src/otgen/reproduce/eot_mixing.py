@@ -146,7 +146,7 @@ def run(out_dir: Path, quick: bool, seed: int, dev: torch.device) -> dict:
         f"clock training budget of {s['budget_s']:.0f} s per method (steps = budget / measured "
         f"s/step on this shared machine), batch {s['batch']}. Mixing ratio: n = {s['mix_n']} "
         f"per set, {s['repeats']} repeats, real pool = the 10,000 test images, extractor "
-        f"{extractor.label if hasattr(extractor, 'label') else EXTRACTOR}. IS/FID columns are "
+        f"{extractor.label()}. IS/FID columns are "
         f"means over repeats at r = 0 (real vs real) and r = 1 (all generated).\n\n{claim}\n\n"
         "The paper's runs (MNIST, 50 epochs, ResNet-34 features) are far longer than this "
         "budget; at a few minutes of CPU training the GANs are still early in training, so the "

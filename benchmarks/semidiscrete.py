@@ -1,0 +1,170 @@
+"""Semi-discrete OT speed: averaged Adam vs the papers' reference configuration.
+
+    python benchmarks/semidiscrete.py            # full (long on a CPU: the reference run)
+    python benchmarks/semidiscrete.py --quick    # n = 500, d = 8, small evaluation
+
+Case A (the target): n = 2,000 targets y ~ N(0, I_16), uniform source on [-1/2, 1/2]^16.
+Success = L1 marginal error Σ|w_i − 1/n| ≤ 0.03, measured by an *independent* i.i.d. Monte
+Carlo estimate with 20 million samples (its own noise floor ≈ sqrt(2n/(πN)) ≈ 0.008 is
+included in the reported value, so it is conservative). The reference is the papers' setting
+(reference notes): Adam lr 5e-2 from h = 0, 20,000 samples per step doubling after 30
+non-improving steps, stop at ‖∇E‖₂ < 2e-3 (or 20,000 iterations / the time cap). Speed-up =
+reference wall time / averaged wall time (solver time only, evaluation excluded).
+
+Cases B, C: n = 10,000 / d = 32 and n = 60,000 / d = 64, averaged solver only, time-capped,
+evaluated with fewer samples when needed (the floor is reported next to the value).
+Throughput: the cell assignment (matmul + argmax) in FLOP/s (2·N·n·d per pass) as a fraction
+of this machine's measured dense matmul FLOP/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from otgen.ot import semidiscrete as sd
+from otgen.utils.device import resolve_device
+from otgen.utils.report import write_report
+
+TOL = 0.03
+
+
+def matmul_flops(device: torch.device, size: int = 2048, seconds: float = 2.0) -> float:
+    a = torch.randn(size, size, device=device)
+    a @ a
+    _sync(device)
+    t0, k = time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds:
+        a @ a
+        k += 1
+    _sync(device)
+    return 2 * size**3 * k / (time.perf_counter() - t0)
+
+
+def assignment_flops(n: int, d: int, n_samples: int, device: torch.device) -> float:
+    y = torch.randn(n, d, device=device)
+    h = torch.zeros(n, dtype=torch.float64, device=device)
+    sampler = sd.SourceSampler(d, seed=0)
+    sd.cell_statistics(y, h, sampler, min(n_samples, 65536))  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    sd.cell_statistics(y, h, sampler, n_samples)
+    _sync(device)
+    return 2 * n_samples * n * d / (time.perf_counter() - t0)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def targets(n: int, d: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+
+
+def evaluate(res: sd.SemiDiscreteResult, n_eval: int) -> tuple[float, float]:
+    """Independent i.i.d. L1 estimate and its noise floor sqrt(2n/(πN))."""
+    err = res.l1_error(n_eval, seed=987654, qmc=False)
+    return err, math.sqrt(2 * res.n / (math.pi * n_eval))
+
+
+def row(case: str, label: str, res: sd.SemiDiscreteResult, n_eval: int) -> dict:
+    t0 = time.perf_counter()
+    err, floor = evaluate(res, n_eval)
+    return {
+        "case": case,
+        "solver": label,
+        "time_s": round(res.time_s, 2),
+        "iterations": res.n_iter,
+        "samples_drawn": res.n_samples,
+        "estimated_L1": round(res.marginal_error, 4),
+        "independent_L1": round(err, 4),
+        "eval_samples": n_eval,
+        "eval_floor": round(floor, 4),
+        "reached_0.03": err <= TOL,
+        "converged": res.converged,
+        "eval_time_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--ref-time-cap", type=float, default=3600.0)
+    p.add_argument("--large-time-cap", type=float, default=600.0)
+    p.add_argument("--skip-large", action="store_true")
+    args = p.parse_args(argv)
+    dev = resolve_device(args.device)
+    if args.quick:
+        n, d, n_eval, big = 500, 8, 2_000_000, []
+    else:
+        n, d, n_eval = 2000, 16, 20_000_000
+        big = [] if args.skip_large else [(10_000, 32), (60_000, 64)]
+    rows = []
+    y = targets(n, d)
+    case = f"n={n}, d={d}"
+    ours = sd.solve(y, method="averaged", tol=TOL, seed=1, device=dev)
+    rows.append(row(case, "averaged Adam (ours)", ours, n_eval))
+    print(rows[-1], flush=True)
+    ref = sd.solve(
+        y, method="adam", lr=5e-2, n_samples=20_000, patience=30, grad_tol=2e-3, tol=None,
+        h0="zeros", max_iter=20_000, max_samples=20_000 * 2**10, seed=1, device=dev,
+        time_limit=args.ref_time_cap,
+    )  # fmt: skip
+    rows.append(row(case, "papers' reference Adam", ref, n_eval))
+    print(rows[-1], flush=True)
+    speedup = ref.time_s / ours.time_s
+    for nb, db in big:
+        res = sd.solve(
+            targets(nb, db), method="averaged", tol=TOL, seed=1, device=dev,
+            time_limit=args.large_time_cap,
+        )  # fmt: skip
+        # 20M evaluations of 60,000 x 64 cost ~150 TFLOP: cap by what the device did in the
+        # solve (about as many samples as the solver drew), report the floor alongside.
+        rows.append(
+            row(
+                f"n={nb}, d={db}",
+                "averaged Adam (ours)",
+                res,
+                min(n_eval, max(res.n_samples, 2_000_000)),
+            )
+        )
+        print(rows[-1], flush=True)
+    peak = matmul_flops(dev)
+    assign = assignment_flops(n, d, 1_000_000 if not args.quick else 200_000, dev)
+    ref_ok = rows[1]["reached_0.03"]
+    notes = (
+        f"Speed-up (reference time / ours, same case, solver time only): **{speedup:.1f}x**; "
+        f"ours reached L1 ≤ {TOL}: {rows[0]['reached_0.03']}; the reference "
+        + (
+            "also reached it at its stop."
+            if ref_ok
+            else "did NOT reach it at its stop (its time is a lower bound on its time-to-target)."
+        )
+        + f"\n\nCell assignment throughput (n={n}, d={d}): {assign / 1e9:.1f} GFLOP/s = "
+        f"{100 * assign / peak:.1f}% of measured dense matmul "
+        f"({peak / 1e9:.1f} GFLOP/s, 2048² fp32). "
+        "The argmax over the (samples × targets) block is memory-bound and costs as much as the "
+        "product at d = 16, so the fraction grows with d.\n\n"
+        "independent_L1 is an i.i.d. Monte Carlo estimate including its noise floor (eval_floor)."
+    )
+    command = "python benchmarks/semidiscrete.py" + (" --quick" if args.quick else "")
+    write_report(
+        args.out, "semidiscrete", title="Semi-discrete OT: averaged Adam vs the papers' Adam",
+        rows=rows, data={"speedup": speedup, "matmul_flops": peak, "assign_flops": assign,
+                         "assign_fraction": assign / peak},
+        notes=notes, command=command,
+    )  # fmt: skip
+    print(f"speed-up {speedup:.1f}x; wrote {args.out}/semidiscrete.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
