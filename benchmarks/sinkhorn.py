@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -221,57 +222,7 @@ def memory_child(n: int, iters: int) -> None:
     )
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="cap POT/GeomLoss runs (contended)")
-    p.add_argument("--out", default="benchmarks/results")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--pot-max-iters", type=int, default=None)
-    p.add_argument("--geomloss-scalings", default="0.5,0.8,0.9,0.95,0.98,0.99")
-    p.add_argument("--geomloss-budget", type=float, default=600.0)
-    p.add_argument("--memory-n", type=int, default=50_000)
-    p.add_argument("--memory-iters", type=int, default=20)
-    p.add_argument("--skip", default="", help="comma list of: 2d,784,memory")
-    p.add_argument(
-        "--_memory-child", dest="memory_child", action="store_true", help=argparse.SUPPRESS
-    )
-    args = p.parse_args(argv)
-    if args.memory_child:
-        memory_child(args.memory_n, args.memory_iters)
-        return 0
-    if args.quick:
-        args.repeats = min(args.repeats, 1)
-        args.pot_max_iters = args.pot_max_iters or 20
-        args.geomloss_budget = min(args.geomloss_budget, 120.0)
-        args.memory_iters = min(args.memory_iters, 2)
-    args.pot_max_iters = args.pot_max_iters or 10**9
-    args.geomloss_scalings = [float(s) for s in args.geomloss_scalings.split(",")]
-    skip = set(args.skip.split(","))
-    torch.manual_seed(0)
-    rows, summaries, data = [], [], {}
-    if "2d" not in skip:
-        x, y = problem_2d(5000, seed=0)
-        r, s = bench_problem("n=m=5000, d=2", x, y, args)
-        rows += r
-        summaries.append(s)
-    if "784" not in skip:
-        x, y, source = problem_784(2000, seed=0)
-        r, s = bench_problem(f"n=m=2000, d=784 ({source})", x, y, args)
-        rows += r
-        summaries.append(s)
-    if "memory" not in skip:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--_memory-child",
-            "--memory-n",
-            str(args.memory_n),
-            "--memory-iters",
-            str(args.memory_iters),
-        ]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        data["memory"] = json.loads(out.stdout.strip().splitlines()[-1])
-        print("  memory:", data["memory"], flush=True)
+def report(args, argv, rows, summaries, data) -> None:
     data["summary"] = summaries
     notes = ["## Summary", ""]
     for s in summaries:
@@ -299,7 +250,9 @@ def main(argv=None) -> int:
         "",
         "Protocol: see the module docstring of `benchmarks/sinkhorn.py` (same eps, same "
         "L1 stopping rule measured from each solver's output in float64).",
-        "Timings depend on machine load; `torch_threads` in the JSON gives the threads used.",
+        "Timings depend on machine load: 1/5/15-min load average at the start "
+        f"{', '.join(f'{v:.1f}' for v in data['load_average_at_start'])} "
+        f"on {os.cpu_count()} CPUs (above the CPU count = contended by other jobs).",
     ]
     if args.quick:
         notes.append(
@@ -317,6 +270,61 @@ def main(argv=None) -> int:
         notes="\n".join(notes),
         command=cmd.strip(),
     )
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="cap POT/GeomLoss runs (contended)")
+    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--pot-max-iters", type=int, default=None)
+    p.add_argument("--geomloss-scalings", default="0.5,0.8,0.9,0.95,0.98,0.99")
+    p.add_argument("--geomloss-budget", type=float, default=600.0)
+    p.add_argument("--memory-n", type=int, default=50_000)
+    p.add_argument("--memory-iters", type=int, default=20)
+    p.add_argument("--skip", default="", help="comma list of: 2d,784,memory")
+    p.add_argument(
+        "--_memory-child", dest="memory_child", action="store_true", help=argparse.SUPPRESS
+    )
+    args = p.parse_args(argv)
+    if args.memory_child:
+        memory_child(args.memory_n, args.memory_iters)
+        return 0
+    if args.quick:
+        args.repeats = min(args.repeats, 1)
+        args.pot_max_iters = args.pot_max_iters or 20
+        args.geomloss_budget = min(args.geomloss_budget, 120.0)
+        args.memory_iters = min(args.memory_iters, 2)
+    args.pot_max_iters = args.pot_max_iters or 10**9
+    args.geomloss_scalings = [float(s) for s in args.geomloss_scalings.split(",")]
+    skip = set(args.skip.split(","))
+    torch.manual_seed(0)
+    rows, summaries, data = [], [], {"load_average_at_start": list(os.getloadavg())}
+    if "2d" not in skip:
+        x, y = problem_2d(5000, seed=0)
+        r, s = bench_problem("n=m=5000, d=2", x, y, args)
+        rows += r
+        summaries.append(s)
+    if "784" not in skip:
+        x, y, source = problem_784(2000, seed=0)
+        r, s = bench_problem(f"n=m=2000, d=784 ({source})", x, y, args)
+        rows += r
+        summaries.append(s)
+    report(args, argv, rows, summaries, data)  # partial report first: the memory run is long
+    if "memory" not in skip:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--_memory-child",
+            "--memory-n",
+            str(args.memory_n),
+            "--memory-iters",
+            str(args.memory_iters),
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        data["memory"] = json.loads(out.stdout.strip().splitlines()[-1])
+        print("  memory:", data["memory"], flush=True)
+        report(args, argv, rows, summaries, data)
     return 0
 
 

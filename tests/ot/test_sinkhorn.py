@@ -12,6 +12,15 @@ from otgen.ot.sinkhorn import sinkhorn, sinkhorn_divergence, transport_cost
 D = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny problems: thread synchronisation dominates on a loaded 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _cloud(n, d=2, seed=0, dtype=D):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, d, generator=g, dtype=dtype)
@@ -178,12 +187,12 @@ def test_divergence_zero_on_equal_positive_and_symmetric():
 
 
 def test_float32_stable_at_tiny_eps():
-    x, y = _cloud(150, seed=19, dtype=torch.float32), _cloud(150, seed=20, dtype=torch.float32)
+    x, y = _cloud(40, seed=19, dtype=torch.float32), _cloud(40, seed=20, dtype=torch.float32)
     eps = 1e-4 * float(cost_matrix(x, y).mean())
     # online LSE in float32 rounds g_j - C_ij to ~6e-8 absolute, i.e. ~2e-3 after dividing
     # by eps here: its marginal accuracy floor is ~1e-3; the absorbed kernel has no such floor.
     for kw, tol in (({"anneal": True}, 1e-3), ({"anneal": True, "memory": "online"}, 1e-2)):
-        r = sinkhorn(x, y, eps=eps, tol=tol, max_iter=6000, **kw)
+        r = sinkhorn(x, y, eps=eps, tol=tol, max_iter=3000, **kw)
         for t in (r.value, r.cost, r.f, r.g, r.plan()):
             assert bool(torch.isfinite(t).all())
         assert r.converged, r.marginal_error

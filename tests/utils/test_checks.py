@@ -42,3 +42,14 @@ def test_atomic_json_keeps_old_file_on_failure(tmp_path):
         write_json(path, {"a": object()})
     assert path.read_text().strip().startswith("{") and '"a": 1' in path.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_atomic_write_uses_umask_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "p.json", {"a": 1})
+    finally:
+        os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o644

@@ -39,6 +39,7 @@ from otgen.ot import semidiscrete as sd
 from otgen.utils.checks import check_choice, check_int, check_positive
 
 ARCHS = ("auto", "infogan", "dcgan", "identity")
+GENERATIONS = ("extended", "pairwise")
 _ENCODE_CHUNK = 512
 
 
@@ -53,6 +54,8 @@ class AEOTConfig:
     ``ot_targets``: number of training codes used as OT targets (None: all; a CPU budget
     knob, the paper uses all of them). ``theta``/``scale``: singular-facet threshold (rad)
     and target scale of the normal-angle test (:func:`otgen.ot.extended_map.extend`).
+    ``generation``: "extended" (the paper's barycentric extended map) or "pairwise" (the
+    authors' reference generator, :func:`pairwise_codes`, ``pair_k`` planes, ``pair_weight``).
     """
 
     arch: str = "auto"
@@ -77,11 +80,18 @@ class AEOTConfig:
     scale: float = 1.0
     ext_samples: int | None = None
     ext_neighbours: int | None = None
+    generation: str = "extended"
+    pair_k: int = 20
+    pair_weight: float = 0.75
 
     def __post_init__(self) -> None:
         check_choice(self.arch, "arch", ARCHS)
         check_choice(self.init, "init", ("default", "normal"))
         check_choice(self.ot_method, "ot_method", sd.METHODS)
+        check_choice(self.generation, "generation", GENERATIONS)
+        check_int(self.pair_k, "pair_k", minimum=2)
+        if not 0.0 <= self.pair_weight <= 1.0:
+            raise OTGenError(f"pair_weight must be in [0, 1], got {self.pair_weight}")
         check_int(self.latent_dim, "latent_dim")
         check_int(self.width, "width")
         check_positive(self.lr, "lr")
@@ -294,14 +304,22 @@ class AEOT(Method):
         u = torch.rand(n, self.latent_dim, device=self.device, dtype=torch.float64) - 0.5
         if self.ext_map is None:
             return u.float()
-        return self.ext_map(u.cpu()).float().to(self.device)
+        if self.cfg.generation == "pairwise":
+            codes = pairwise_codes(self.ext_map, u.cpu(), self.cfg.pair_k, self.cfg.pair_weight)[0]
+        else:
+            codes = self.ext_map(u.cpu())
+        return codes.float().to(self.device)
 
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(self.sample_codes(n))
 
     # -- state --------------------------------------------------------------------------------
     def extra_state(self) -> dict[str, torch.Tensor]:
-        state = {"frozen": torch.tensor(int(self.frozen))}
+        running = math.nan if self._running is None else self._running
+        state = {
+            "frozen": torch.tensor(int(self.frozen)),
+            "plateau": torch.tensor([self._best, self._since_best, running], dtype=torch.float64),
+        }
         if self.ext_map is not None:
             state.update(_ext_map_state(self.ext_map))
         return state
@@ -309,8 +327,34 @@ class AEOT(Method):
     def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
         if "frozen" in state:
             self.frozen = bool(int(state["frozen"]))
+        if "plateau" in state:
+            best, since, running = state["plateau"].tolist()
+            self._best, self._since_best = best, int(since)
+            self._running = None if math.isnan(running) else running
         if "ot.h" in state:
             self.ext_map = _ext_map_from_state(state)
+
+
+def pairwise_codes(
+    ext: em.ExtendedMap, u: torch.Tensor, k: int = 20, weight: float = 0.75
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The authors' reference generator (reference notes): among the ``k`` highest supporting
+    planes at u, the first neighbour j of u's own cell i whose plane normal makes an angle
+    below θ with i's (a regular facet) gives the code ``(1 − weight)·y_i + weight·y_j``; with
+    no regular neighbour u keeps y_i. Returns (codes, mask of new codes)."""
+    res = ext.result
+    y = res.y.double()
+    _, idx = sd.top_scores(u.to(y).float(), res.y.float(), res.h.float(), k)
+    yi = y[idx[:, 0]]
+    if idx.shape[1] < 2:
+        return yi, torch.zeros(len(u), dtype=torch.bool)
+    yj = y[idx[:, 1:]]
+    regular = em.normal_angles(yi[:, None].expand_as(yj), yj, ext.scale) < ext.theta
+    first = regular.double().argmax(1)  # the highest regular neighbour plane
+    new = regular.any(1)
+    pick = yj[torch.arange(len(u)), first]
+    codes = torch.where(new[:, None], (1 - weight) * yi + weight * pick, yi)
+    return codes, new
 
 
 # -- (de)serialising the OT stage as plain tensors ---------------------------------------------

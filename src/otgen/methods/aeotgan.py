@@ -208,10 +208,10 @@ class AEOTGAN(AEOT):
         return self._gan_step(x.to(self.device))
 
     # -- phase "gan" --------------------------------------------------------------------------
-    def _fake(self, x_p: torch.Tensor, codes_p: torch.Tensor, n_gen: int):
-        G = self.nets["G"]
-        recon_and_gen = G(torch.cat([codes_p, self.sample_codes(n_gen)]))
-        return recon_and_gen[: len(x_p)], recon_and_gen[len(x_p) :]
+    def _fake(self, codes_p: torch.Tensor, codes_g: torch.Tensor):
+        """(reconstructions G(E(x_p)), generated G(T(u))) from one generator pass."""
+        out = self.nets["G"](torch.cat([codes_p, codes_g]))
+        return out[: len(codes_p)], out[len(codes_p) :]
 
     def _gan_step(self, x: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
@@ -221,7 +221,10 @@ class AEOTGAN(AEOT):
         with torch.no_grad():
             codes_p = self._encoder_eval(E, x_p)
             real_feats = [f.detach() for f in self._encoder_eval(E.features, x_p)]
-            recon, gen = self._fake(x_p, codes_p, n_gen)
+            # One call of the extended map for the D step and every G step: its cost is
+            # mostly per call (candidate simplices), not per code.
+            codes_g = self.sample_codes(n_gen * (1 + cfg.g_steps)).split(n_gen)
+            recon, gen = self._fake(codes_p, codes_g[0])
         batch = compose_batches(x, recon, gen)
         real_out, fake_out = D(batch.real), D(batch.fake)
         loss_d = d_loss(cfg.loss, real_out, fake_out)
@@ -233,8 +236,8 @@ class AEOTGAN(AEOT):
             "d_real": torch.sigmoid(real_out).mean().item(),
             "d_fake": torch.sigmoid(fake_out).mean().item(),
         }
-        for _ in range(cfg.g_steps):
-            recon, gen = self._fake(x_p, codes_p, n_gen)
+        for k in range(cfg.g_steps):
+            recon, gen = self._fake(codes_p, codes_g[k + 1])
             fake_out = D(torch.cat([recon, gen]))
             recon_feats = self._encoder_eval(E.features, recon)
             total, parts = generator_loss(
