@@ -120,7 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     rows.append(row(case, "papers' reference Adam", ref, n_eval))
     print(rows[-1], flush=True)
-    speedup = ref.time_s / ours.time_s
+    # The papers' stop (‖∇E‖₂ < 2e-3) can fire before the marginal target is reached; the
+    # same optimiser run until it reaches the target gives the time-to-target comparison.
+    ref_to_tol = sd.solve(
+        y, method="adam", lr=5e-2, n_samples=20_000, patience=30, grad_tol=None, tol=TOL,
+        h0="zeros", max_iter=20_000, max_samples=20_000 * 2**10, seed=1, device=dev,
+        time_limit=args.ref_time_cap,
+    )  # fmt: skip
+    rows.append(row(case, f"papers' Adam, run to L1 ≤ {TOL}", ref_to_tol, n_eval))
+    print(rows[-1], flush=True)
+    speedup = ref_to_tol.time_s / ours.time_s
     for nb, db in big:
         res = sd.solve(
             targets(nb, db), method="averaged", tol=TOL, seed=1, device=dev,
@@ -141,14 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     assign = assignment_flops(n, d, 1_000_000 if not args.quick else 200_000, dev)
     ref_ok = rows[1]["reached_0.03"]
     notes = (
-        f"Speed-up (reference time / ours, same case, solver time only): **{speedup:.1f}x**"
-        + (" (a lower bound: the reference hit its time cap)" if not ref.converged else "")
-        + "; "
-        f"ours reached L1 ≤ {TOL}: {rows[0]['reached_0.03']}; the reference "
+        f"Speed-up to L1 ≤ {TOL} (the papers' Adam run until it reaches the target, over ours; "
+        f"same case, solver time only): **{speedup:.1f}x**"
+        + (" (a lower bound: it hit its time cap)" if not ref_to_tol.converged else "")
+        + f"; ours reached L1 ≤ {TOL}: {rows[0]['reached_0.03']}, the papers' Adam run to the "
+        f"target: {rows[2]['reached_0.03']} (independent check). With its own stop "
+        f"(‖∇E‖₂ < 2e-3) the papers' configuration ran {ref.time_s:.1f}s and "
         + (
-            "also reached it at its stop."
+            "reached the target."
             if ref_ok
-            else "did NOT reach it at its stop (its time is a lower bound on its time-to-target)."
+            else f"stopped at independent L1 {rows[1]['independent_L1']}, short of the target."
         )
         + f"\n\nCell assignment throughput (n={n}, d={d}): {assign / 1e9:.1f} GFLOP/s = "
         f"{100 * assign / peak:.1f}% of measured dense matmul "

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from engine_tiny_methods import METHOD, tiny_data
 
 import otgen.engine.trainer as trainer
@@ -12,10 +11,6 @@ from otgen.cli import main
 @pytest.fixture(autouse=True)
 def _tiny_data(monkeypatch):
     monkeypatch.setattr(trainer, "load_data", lambda config: tiny_data())
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _files(d):

@@ -21,15 +21,6 @@ from otgen.errors import CheckpointError, NonFiniteError, OTGenError
 HERE = Path(__file__).parent
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # bit-exact comparisons between processes need the same intra-op thread count
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _final_tensors(run: Path) -> dict[str, torch.Tensor]:
     _, path = list_checkpoints(run / "checkpoints")[-1]
     return load_file(path.with_suffix(".safetensors"))

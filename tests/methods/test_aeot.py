@@ -11,14 +11,6 @@ from otgen.metrics.modes import mode_metrics
 from otgen.ot import extended_map as em
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _run(tmp, data, steps=1, **params):
     cfg = {
         "method": "aeot",
@@ -148,7 +140,7 @@ def test_plateau_freezes_the_encoder_early():
         m._watch_plateau(v)
     assert not m.frozen
     m = AEOT(AEOTConfig(**TINY, plateau_patience=3), DataSpec((1, 8, 8)), "cpu")
-    for i in range(4):  # flat: frozen after `patience` non-improving steps, not before
+    for _ in range(4):  # flat: frozen after `patience` non-improving steps, not before
         assert not m.frozen
         m._watch_plateau(1.0)
     assert m.frozen

@@ -12,14 +12,6 @@ from otgen.errors import OTGenError
 from otgen.methods.aeotgan import compose_batches, generator_loss, split_sizes
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # -- the batch builder and the loss (pure) --------------------------------------------------
 @pytest.mark.parametrize(
     ("batch", "ratio", "expected"), [(64, 3, (16, 48)), (8, 3, (2, 6)), (10, 1, (5, 5))]

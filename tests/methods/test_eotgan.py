@@ -11,14 +11,6 @@ CPU = torch.device("cpu")
 IMAGES = DataSpec(shape=(1, 28, 28))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _method(**kw):
     return EOTGAN(Config(width=8, **kw), IMAGES, CPU)
 

@@ -20,14 +20,6 @@ CPU = torch.device("cpu")
 IMAGES = DataSpec(shape=(1, 28, 28), num_classes=10)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _method(cls=MBGAN, **kw):
     return cls(cls.Config(width=8, K=16, **kw), IMAGES, CPU)
 

@@ -164,16 +164,6 @@ def test_inception_missing_weights_message(monkeypatch, tmp_path):
         feats.get_extractor("inception-v3")
 
 
-@pytest.fixture
-def one_thread():
-    """Inception on a shared 2-core machine: 2 threads per process thrash (measured 21 s vs
-    4 s for 2 images), so this test runs single-threaded."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 def _inception_shapes() -> dict[str, torch.Size]:
     with torch.device("meta"):
         state = FIDInceptionV3().state_dict()
@@ -181,7 +171,7 @@ def _inception_shapes() -> dict[str, torch.Size]:
     return {k: v.shape for k, v in state.items() if not k.endswith("num_batches_tracked")}
 
 
-def test_inception_state_dict_roundtrip_and_forward(tmp_path, monkeypatch, one_thread):
+def test_inception_state_dict_roundtrip_and_forward(tmp_path, monkeypatch):
     shapes = _inception_shapes()
     assert len(shapes) == 94 * 5 + 2  # 94 conv+BN units (5 tensors each) and fc
     assert shapes["fc.weight"] == (1008, 2048)

@@ -5,15 +5,6 @@ from otgen.errors import OTGenError
 from otgen.ot.costs import cost_matrix, lse_reduce, reduce_chunks
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: thread synchronisation dominates on a loaded 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _brute(x, y):
     return ((x.unsqueeze(-2) - y.unsqueeze(-3)) ** 2).sum(-1)
 

@@ -8,15 +8,6 @@ from otgen.ot.costs import cost_matrix
 from otgen.ot.exact import default_max_iter, emd, emd2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: thread synchronisation dominates on a loaded 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_translated_permutation_closed_form():
     # W2^2 between a cloud and its translate is |t|^2, attained by the translation map.
     g = torch.Generator().manual_seed(0)

@@ -33,7 +33,6 @@ def _free_port() -> int:
 
 
 def test_two_ranks_give_the_same_h_as_one_process(tmp_path):
-    torch.set_num_threads(1)
     out = str(tmp_path / "h")
     mp.spawn(_worker, args=(2, _free_port(), out), nprocs=2, join=True)
     single = sd.solve(_targets(), **KW)

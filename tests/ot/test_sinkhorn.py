@@ -12,15 +12,6 @@ from otgen.ot.sinkhorn import sinkhorn, sinkhorn_divergence, transport_cost
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: thread synchronisation dominates on a loaded 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _cloud(n, d=2, seed=0, dtype=D):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, d, generator=g, dtype=dtype)

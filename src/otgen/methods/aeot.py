@@ -315,7 +315,7 @@ class AEOT(Method):
 
     # -- state --------------------------------------------------------------------------------
     def extra_state(self) -> dict[str, torch.Tensor]:
-        running = math.nan if self._running is None else self._running
+        running = -1.0 if self._running is None else self._running  # losses are >= 0
         state = {
             "frozen": torch.tensor(int(self.frozen)),
             "plateau": torch.tensor([self._best, self._since_best, running], dtype=torch.float64),
@@ -330,7 +330,7 @@ class AEOT(Method):
         if "plateau" in state:
             best, since, running = state["plateau"].tolist()
             self._best, self._since_best = best, int(since)
-            self._running = None if math.isnan(running) else running
+            self._running = None if running < 0 else running
         if "ot.h" in state:
             self.ext_map = _ext_map_from_state(state)
 

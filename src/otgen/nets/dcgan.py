@@ -20,6 +20,7 @@ from torch import nn
 
 from otgen.errors import OTGenError
 from otgen.nets.layers import (
+    FeatureDiscriminator,
     Packing,
     ProjectionHead,
     activation,
@@ -97,11 +98,12 @@ class DCGANGenerator(nn.Module):
         return torch.tanh(h)
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(FeatureDiscriminator):
     """``D(x, y=None) -> (N / pack, out_dim)``; projection head when ``num_classes``.
 
     ``spectral_norm=True`` normalises every layer and (SNGAN's "standard CNN") drops BatchNorm
-    unless ``batchnorm=True`` is asked for explicitly.
+    unless ``batchnorm=True`` is asked for explicitly. ``features(x, y)``: the activation map
+    of every convolutional layer (DCGAN/MBGAN linear-probe features).
     """
 
     def __init__(
@@ -131,21 +133,3 @@ class DCGANDiscriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2))
             self.blocks.append(nn.Sequential(*layers))
         self.head = ProjectionHead(chans[-1] * bottom * bottom, out_dim, num_classes, spectral_norm)
-
-    def forward_with_features(
-        self, x: torch.Tensor, y: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if self.head.embed is None:
-            check_unconditional(y)
-        h, feats = self.pack(x), []
-        for block in self.blocks:
-            h = block(h)
-            feats.append(h)
-        return self.head(h.flatten(1), y), feats
-
-    def features(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Activation map of every convolutional layer (DCGAN/MBGAN linear-probe features)."""
-        return self.forward_with_features(x, y)[1]
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_with_features(x, y)[0]

@@ -9,11 +9,14 @@ D: conv 64 (4x4, s2) - LReLU - conv 128 (4x4, s2) - BN - LReLU - FC 1024 - BN - 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from otgen.errors import OTGenError
 from otgen.nets.layers import (
+    FeatureDiscriminator,
     Packing,
     ProjectionHead,
     apply_norm,
@@ -65,10 +68,11 @@ class InfoGANGenerator(nn.Module):
         return torch.tanh(self.up2(h))
 
 
-class InfoGANDiscriminator(nn.Module):
+class InfoGANDiscriminator(FeatureDiscriminator):
     """``D(x, y=None) -> (N / pack, out_dim)``; the encoder of the InfoGAN autoencoder too.
 
     ``spectral_norm=True`` drops BatchNorm unless ``batchnorm=True`` is given.
+    ``features(x, y)``: the activations of conv1, conv2 and the 1024-unit layer.
     """
 
     def __init__(
@@ -101,19 +105,8 @@ class InfoGANDiscriminator(nn.Module):
         )
         self.head = ProjectionHead(hidden, out_dim, num_classes, spectral_norm)
 
-    def forward_with_features(
-        self, x: torch.Tensor, y: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if self.head.embed is None:
-            check_unconditional(y)
-        h1 = self.conv1(self.pack(x))
-        h2 = self.conv2(h1)
-        h3 = self.fc(h2.flatten(1))
-        return self.head(h3, y), [h1, h2, h3]
+    def _stages(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], ...]:
+        return self.conv1, self.conv2, self._dense
 
-    def features(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Activations of conv1, conv2 and the 1024-unit layer."""
-        return self.forward_with_features(x, y)[1]
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_with_features(x, y)[0]
+    def _dense(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fc(h.flatten(1))

@@ -12,6 +12,8 @@ Conditioning conventions (every conditional net in ``otgen.nets``):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
@@ -170,3 +172,40 @@ def require_labels(y: torch.Tensor | None, n: int) -> torch.Tensor:
 def check_unconditional(y: torch.Tensor | None) -> None:
     if y is not None:
         raise OTGenError("this network is unconditional: build it with num_classes to use labels")
+
+
+class FeatureDiscriminator(nn.Module):
+    """Base of the discriminators: ``pack -> stages -> pool -> head``, keeping every stage's
+    output as a feature (DCGAN/MBGAN linear probes, InfoGAN encoder features).
+
+    Subclasses set ``self.pack`` (:class:`Packing`), ``self.head`` (:class:`ProjectionHead`)
+    and either ``self.blocks`` (an ``nn.ModuleList``) or their own :meth:`_stages`; they
+    override :meth:`_pool` when the last stage's output is not simply flattened.
+    """
+
+    pack: Packing
+    head: ProjectionHead
+
+    def _stages(self) -> Iterable[Callable[[torch.Tensor], torch.Tensor]]:
+        return self.blocks
+
+    def _pool(self, h: torch.Tensor) -> torch.Tensor:
+        return h.flatten(1)
+
+    def forward_with_features(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if self.head.embed is None:
+            check_unconditional(y)
+        h, feats = self.pack(x), []
+        for stage in self._stages():
+            h = stage(h)
+            feats.append(h)
+        return self.head(self._pool(h), y), feats
+
+    def features(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Output of every stage, in order (see the subclass's docstring)."""
+        return self.forward_with_features(x, y)[1]
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_with_features(x, y)[0]

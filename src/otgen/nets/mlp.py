@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from otgen.nets.layers import (
+    FeatureDiscriminator,
     Maxout,
     Packing,
     ProjectionHead,
@@ -83,11 +84,12 @@ class MLPGenerator(nn.Module):
         return self.body(torch.cat([z, self.embed(require_labels(y, z.shape[0]))], dim=1))
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(FeatureDiscriminator):
     """``D(x, y)``: hidden linear (or maxout) layers, then a (projection) output head.
 
     ``maxout=(units, pieces)`` replaces each hidden ``Linear + activation`` by a maxout layer
     (PacGAN's discriminator); ``pack=m`` makes D read m concatenated samples.
+    ``features(x, y)``: the activations after each hidden layer (of the packed input).
     """
 
     def __init__(
@@ -116,24 +118,6 @@ class MLPDiscriminator(nn.Module):
                 )
         self.blocks = nn.ModuleList(blocks)
         self.head = ProjectionHead(dims[-1], out_dim, num_classes, spectral_norm)
-
-    def forward_with_features(
-        self, x: torch.Tensor, y: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if self.head.embed is None:
-            check_unconditional(y)
-        h, feats = self.pack(x), []
-        for block in self.blocks:
-            h = block(h)
-            feats.append(h)
-        return self.head(h, y), feats
-
-    def features(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Activations after each hidden layer (of the packed input)."""
-        return self.forward_with_features(x, y)[1]
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_with_features(x, y)[0]
 
 
 # -- the papers' 2D nets -------------------------------------------------------------------------

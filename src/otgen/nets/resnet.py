@@ -14,6 +14,7 @@ from torch import nn
 
 from otgen.nets.dcgan import size_plan
 from otgen.nets.layers import (
+    FeatureDiscriminator,
     Packing,
     ProjectionHead,
     apply_norm,
@@ -95,8 +96,11 @@ class ResNetGenerator(nn.Module):
         return torch.tanh(self.out(F.relu(self.norm(h))))
 
 
-class ResNetDiscriminator(nn.Module):
-    """``D(x, y=None) -> (N / pack, out_dim)``, spectrally normalised by default."""
+class ResNetDiscriminator(FeatureDiscriminator):
+    """``D(x, y=None) -> (N / pack, out_dim)``, spectrally normalised by default.
+
+    ``features(x, y)``: the output of every residual block.
+    """
 
     def __init__(
         self,
@@ -117,20 +121,5 @@ class ResNetDiscriminator(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.head = ProjectionHead(ch, out_dim, num_classes, spectral_norm)
 
-    def forward_with_features(
-        self, x: torch.Tensor, y: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if self.head.embed is None:
-            check_unconditional(y)
-        h, feats = self.pack(x), []
-        for block in self.blocks:
-            h = block(h)
-            feats.append(h)
-        pooled = F.relu(h).sum(dim=(2, 3))  # global sum pooling (SNGAN)
-        return self.head(pooled, y), feats
-
-    def features(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
-        return self.forward_with_features(x, y)[1]
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_with_features(x, y)[0]
+    def _pool(self, h: torch.Tensor) -> torch.Tensor:
+        return F.relu(h).sum(dim=(2, 3))  # global sum pooling (SNGAN)

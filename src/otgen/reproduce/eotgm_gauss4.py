@@ -26,8 +26,7 @@ from otgen.engine.method import DataSpec
 from otgen.methods.eotgm import EOTGM, Config
 from otgen.metrics.emd import emd_distance
 from otgen.metrics.modes import N_SAMPLES, mode_metrics
-from otgen.reproduce import experiment
-from otgen.utils.device import resolve_device
+from otgen.reproduce import experiment, one_thread
 from otgen.utils.report import write_report
 from otgen.utils.seeding import seed_everything
 from otgen.viz.points import plot_points
@@ -65,20 +64,10 @@ def _row(label: str, pts: torch.Tensor, real: torch.Tensor) -> dict:
 
 
 @experiment(NAME, "EOT paper Fig. 1a: EOTGM on four Gaussians")
-def run(out: str, quick: bool, seed: int, device: str) -> dict:
-    dev = resolve_device(device)
-    threads = torch.get_num_threads()
-    if dev.type == "cpu":
-        # 256 x 256 Sinkhorn iterations are ~0.1 ms of work each: thread synchronisation would
-        # dominate (8x slower with 2 threads on a loaded 2-core machine), so use one thread.
-        torch.set_num_threads(1)
-    try:
-        return _run(Path(out), quick, seed, dev)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(out_dir: Path, quick: bool, seed: int, dev: torch.device) -> dict:
+# 256 x 256 Sinkhorn iterations are ~0.1 ms of work each: thread synchronisation would dominate
+# (8x slower with 2 threads on a loaded 2-core machine), so train with one thread.
+@one_thread
+def run(out_dir: Path, quick: bool, seed: int, dev: torch.device) -> dict:
     settings = QUICK if quick else FULL
     real = sample("gauss4", N_SAMPLES, seed=seed + 10_000)
     real_emd = sample("gauss4", EMD_POINTS, seed=seed + 20_000)

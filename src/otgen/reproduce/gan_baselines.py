@@ -33,8 +33,7 @@ from otgen.data import load
 from otgen.data.toy import modes
 from otgen.errors import OTGenError
 from otgen.metrics.modes import N_SAMPLES, mode_metrics
-from otgen.reproduce import experiment
-from otgen.utils.device import resolve_device
+from otgen.reproduce import experiment, one_thread
 from otgen.utils.report import write_report
 
 # Published (mean ± s.e., 10 runs), reference notes: modes, high-quality %, reverse KL.
@@ -80,23 +79,6 @@ def fit(method: str, params: dict, data, steps: int, batch: int, seed: int, dev,
     return trained, read_metrics(run_dir), seconds
 
 
-def _one_thread(fn):
-    """Small nets on a shared CPU: one thread avoids synchronisation stalls (10x here)."""
-
-    def wrapper(out: str, quick: bool, seed: int, device: str) -> dict:
-        dev = resolve_device(device)
-        threads = torch.get_num_threads()
-        if dev.type == "cpu":
-            torch.set_num_threads(1)
-        try:
-            return fn(Path(out), quick, seed, dev)
-        finally:
-            torch.set_num_threads(threads)
-
-    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-    return wrapper
-
-
 # -- gan-baselines: PacGAN protocol ------------------------------------------------------------
 def _toy_run(dataset: str, pack: int, steps: int, seed: int, dev: torch.device, out: Path):
     data = load(dataset, n=TOY_TRAIN_POINTS, seed=seed)
@@ -124,7 +106,7 @@ def _fmt(values: list[float], digits: int) -> str:
 
 
 @experiment("gan-baselines", "AE-OT Table 2 baselines: GAN vs PacGAN mode metrics on grid25/ring8")
-@_one_thread
+@one_thread  # small nets on a shared CPU: one thread avoids stalls (10x here)
 def run_toys(out_dir: Path, quick: bool, seed: int, dev: torch.device) -> dict:
     from otgen.viz.points import plot_points
 
@@ -233,7 +215,7 @@ def _plot_curves(curves: dict[str, list[dict[str, float]]], path: Path) -> Path:
 
 
 @experiment("gan-baselines-fmnist", "DCGAN and WGAN-GP on Fashion-MNIST: samples, losses, FID")
-@_one_thread
+@one_thread  # small nets on a shared CPU: one thread avoids stalls (10x here)
 def run_fmnist(out_dir: Path, quick: bool, seed: int, dev: torch.device) -> dict:
     from otgen.viz.images import save_image_grid
 

@@ -104,12 +104,7 @@ def plot_power_diagram(
         axes[1].legend(loc="upper right", fontsize=7)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-    return fig
+    return _finish(fig, path)
 
 
 def plot_interpolation(
@@ -137,6 +132,12 @@ def plot_interpolation(
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
+    return _finish(fig, path)
+
+
+def _finish(fig: plt.Figure, path: str | Path | None) -> plt.Figure:
+    """Lay out ``fig``; when ``path`` is given, save it there and close it (no open figures
+    pile up in loops)."""
     fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
