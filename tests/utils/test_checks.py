@@ -53,3 +53,12 @@ def test_atomic_write_uses_umask_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (path.stat().st_mode & 0o777) == 0o644
+
+
+def test_mean_se_and_format_match_hand_values():
+    from otgen.utils.report import fmt_mean_se, mean_se
+
+    mean, se = mean_se([1.0, 2.0, 3.0])  # sample var 1, se = sqrt(1/3)
+    assert mean == 2.0 and abs(se - 3**-0.5) < 1e-12
+    assert fmt_mean_se([1.0, 2.0, 3.0], 2) == "2.00 ± 0.58"
+    assert fmt_mean_se([4.0], 1) == "4.0"

@@ -21,7 +21,6 @@ image jumps) and through a regular one (the image morphs).
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 from otgen.data import load
 from otgen.methods.aeot import pairwise_codes
 from otgen.reproduce import experiment, one_thread
+from otgen.reproduce._engine_runs import train_fresh
 from otgen.utils.report import write_report
 
 QUICK = {
@@ -69,27 +69,10 @@ def _fit(
     run_dir: Path,
     checkpoint_every: int = 0,
 ):
-    from otgen.engine.logging import read_metrics
-    from otgen.engine.trainer import train
-
-    if run_dir.exists():  # a re-run replaces its own earlier run folder
-        shutil.rmtree(run_dir)
-    config = {
-        "method": method,
-        "params": params,
-        "steps": steps,
-        "batch_size": s["batch"],
-        "seed": seed,
-        "device": str(dev),
-        "out": str(run_dir),
-        "log_every": max(1, steps // 50),
-        "checkpoint_every": checkpoint_every,
-        "keep_checkpoints": 100,
-        "sample_every": 0,
-    }
-    start = time.perf_counter()
-    train(config, data)
-    return read_metrics(run_dir), time.perf_counter() - start
+    return train_fresh(
+        method, params, data, steps=steps, batch=s["batch"], seed=seed, device=dev,
+        run_dir=run_dir, log_points=50, checkpoint_every=checkpoint_every, keep_checkpoints=100,
+    )  # fmt: skip
 
 
 def _draw(method, n: int, seed: int) -> torch.Tensor:

@@ -24,7 +24,6 @@ Choices stated in the report:
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from otgen.ot import extended_map as em
 from otgen.ot import semidiscrete as sd
 from otgen.reproduce import experiment
 from otgen.utils.device import resolve_device
-from otgen.utils.report import write_report
+from otgen.utils.report import fmt_mean_se, write_report
 
 N_REAL = 512
 THETA = 0.25
@@ -86,28 +85,15 @@ def aeot_run(name: str, variant: str, seed: int, cfg: dict, dev: torch.device) -
     }  # fmt: skip
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, float("nan")
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
-
-
-def _fmt(values: list[float], digits: int) -> str:
-    mean, se = _mean_se(values)
-    return f"{mean:.{digits}f}" if math.isnan(se) else f"{mean:.{digits}f} ± {se:.{digits}f}"
-
-
 def _row(name: str, method: str, runs: list, extra: dict | None = None) -> dict:
     ms = [r["metrics"] for r in runs]
     row = {
         "dataset": name,
         "method": method,
         "runs": len(ms),
-        "modes": _fmt([m.modes for m in ms], 1),
-        "high quality %": _fmt([100 * m.high_quality for m in ms], 1),
-        "reverse KL": _fmt([m.reverse_kl for m in ms], 3),
+        "modes": fmt_mean_se([m.modes for m in ms], 1),
+        "high quality %": fmt_mean_se([100 * m.high_quality for m in ms], 1),
+        "reverse KL": fmt_mean_se([m.reverse_kl for m in ms], 3),
         "published (modes / HQ% / rKL)": PUBLISHED.get((name, method.split(" ")[0]), ""),
     }
     row.update(extra or {})
@@ -187,9 +173,9 @@ def run(out: str, quick: bool, seed: int, device: str) -> dict:
                 _row(
                     name, f"AE-OT ({variant} {N_REAL})", runs,
                     {
-                        "schedule": f"OT L1 err {_fmt(err, 3)}, "
-                        f"{_fmt([r['seconds'] for r in runs], 1)} s/run",
-                        "linear %": _fmt([100 * r["linear"] for r in runs], 1),
+                        "schedule": f"OT L1 err {fmt_mean_se(err, 3)}, "
+                        f"{fmt_mean_se([r['seconds'] for r in runs], 1)} s/run",
+                        "linear %": fmt_mean_se([100 * r["linear"] for r in runs], 1),
                     },
                 )
             )  # fmt: skip

@@ -22,9 +22,7 @@ deleted to keep results small.
 
 from __future__ import annotations
 
-import math
 import shutil
-import time
 from pathlib import Path
 
 import torch
@@ -34,7 +32,8 @@ from otgen.data.toy import modes
 from otgen.errors import OTGenError
 from otgen.metrics.modes import N_SAMPLES, mode_metrics
 from otgen.reproduce import experiment, one_thread
-from otgen.utils.report import write_report
+from otgen.reproduce._engine_runs import train_fresh
+from otgen.utils.report import fmt_mean_se, write_report
 
 # Published (mean ± s.e., 10 runs), reference notes: modes, high-quality %, reverse KL.
 PUBLISHED = {
@@ -52,34 +51,18 @@ TOY_TRAIN_POINTS = 100_000
 
 def fit(method: str, params: dict, data, steps: int, batch: int, seed: int, dev, run_dir: Path):
     """Train ``method`` with the engine; returns (trained method, metric records, seconds)."""
-    from otgen.engine.logging import read_metrics
-    from otgen.engine.trainer import load_run, train
+    from otgen.engine.trainer import load_run
 
-    if run_dir.exists():  # a re-run replaces its own earlier run folder
-        shutil.rmtree(run_dir)
-    config = {
-        "method": method,
-        "params": params,
-        "steps": steps,
-        "batch_size": batch,
-        "seed": seed,
-        "device": str(dev),
-        "out": str(run_dir),
-        "log_every": max(1, steps // 100),
-        "checkpoint_every": 0,
-        "sample_every": 0,
-    }
-    start = time.perf_counter()
-    train(config, data)
-    seconds = time.perf_counter() - start
+    records, seconds = train_fresh(
+        method, params, data, steps=steps, batch=batch, seed=seed, device=dev, run_dir=run_dir
+    )
     trained, _ = load_run(run_dir, dev)
     # Checkpoints (~10 MB per run) do not belong in benchmarks/results; config, metrics and
     # samples stay. Re-run with the config to get the weights back.
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    return trained, read_metrics(run_dir), seconds
+    return trained, records, seconds
 
 
-# -- gan-baselines: PacGAN protocol ------------------------------------------------------------
 def _toy_run(dataset: str, pack: int, steps: int, seed: int, dev: torch.device, out: Path):
     data = load(dataset, n=TOY_TRAIN_POINTS, seed=seed)
     run_dir = out / "runs" / f"{dataset}_pack{pack}_seed{seed}"
@@ -89,20 +72,6 @@ def _toy_run(dataset: str, pack: int, steps: int, seed: int, dev: torch.device, 
     torch.manual_seed(seed + 30_000)
     fake = method.sample(N_SAMPLES).cpu()
     return mode_metrics(fake, dataset), fake, records[-1]["d_loss"], seconds
-
-
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, float("nan")
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
-
-
-def _fmt(values: list[float], digits: int) -> str:
-    mean, se = _mean_se(values)
-    return f"{mean:.{digits}f}" if math.isnan(se) else f"{mean:.{digits}f} ± {se:.{digits}f}"
 
 
 @experiment("gan-baselines", "AE-OT Table 2 baselines: GAN vs PacGAN mode metrics on grid25/ring8")
@@ -146,9 +115,9 @@ def run_toys(out_dir: Path, quick: bool, seed: int, dev: torch.device) -> dict:
             row = {
                 "dataset": dataset,
                 "model": label,
-                "modes": _fmt([r.modes for r in metrics], 1),
-                "high_quality_%": _fmt([100 * r.high_quality for r in metrics], 1),
-                "reverse_kl": _fmt([r.reverse_kl for r in metrics], 3),
+                "modes": fmt_mean_se([r.modes for r in metrics], 1),
+                "high_quality_%": fmt_mean_se([100 * r.high_quality for r in metrics], 1),
+                "reverse_kl": fmt_mean_se([r.reverse_kl for r in metrics], 3),
                 "published (modes / hq% / KL)": " / ".join(map(str, pub)) if pub else "",
                 "seeds": len(metrics),
                 "steps": settings["steps"],

@@ -6,6 +6,7 @@ Every number in ``benchmarks/results/`` is written by code through these helpers
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import platform
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,3 +80,19 @@ def write_report(
         md.append(f"\n![{Path(fig).stem}]({rel})\n")
     md_path = write_text(out_dir / f"{name}.md", "\n".join(md))
     return json_path, md_path
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (NaN error for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, float("nan")
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def fmt_mean_se(values: Sequence[float], digits: int) -> str:
+    """``"m ± se"`` with ``digits`` decimals, or just ``"m"`` for a single value."""
+    mean, se = mean_se(values)
+    return f"{mean:.{digits}f}" if math.isnan(se) else f"{mean:.{digits}f} ± {se:.{digits}f}"
