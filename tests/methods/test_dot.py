@@ -201,8 +201,8 @@ def test_nets_are_frozen_unchanged_and_restored():
 
 def test_frozen_restores_on_error():
     net = nn.Linear(2, 2)
-    with pytest.raises(RuntimeError), frozen(net):
-        assert not net.weight.requires_grad
+    with pytest.raises(RuntimeError), frozen(net, eval_mode=True):
+        assert not net.weight.requires_grad and not net.training
         raise RuntimeError("boom")
     assert net.weight.requires_grad and net.training
 

@@ -32,9 +32,8 @@ mode (so BatchNorm statistics and spectral-norm power iterations are not updated
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +41,7 @@ import torch
 from torch import nn
 
 from otgen.errors import NonFiniteError, OTGenError
+from otgen.methods._common import frozen
 from otgen.utils.checks import as_tensor, check_choice, check_finite, check_int, check_positive
 
 PRIORS = ("gaussian", "uniform", "none")
@@ -160,24 +160,6 @@ def _scores(pair: GANPair, x: Tensor, labels: Tensor | None) -> Tensor:
     return out.reshape(x.shape[0], -1)[:, 0] if out.dim() > 1 else out
 
 
-@contextlib.contextmanager
-def frozen(*modules: nn.Module) -> Iterator[None]:
-    """Eval mode and ``requires_grad=False`` on every parameter; both restored on exit."""
-    params = {id(p): (p, p.requires_grad) for m in modules for p in m.parameters()}
-    modes = [(sub, sub.training) for m in modules for sub in m.modules()]
-    try:
-        for p, _ in params.values():
-            p.requires_grad_(False)
-        for m in modules:
-            m.eval()
-        yield
-    finally:
-        for p, flag in params.values():
-            p.requires_grad_(flag)
-        for sub, flag in modes:
-            sub.training = flag
-
-
 # -- Lipschitz constants (eqs. 20, 21, 26) -----------------------------------------------------
 @dataclass(frozen=True)
 class LipschitzEstimate:
@@ -233,7 +215,7 @@ def estimate_lipschitz(
     classes = [None] if num_classes is None else list(range(check_int(num_classes, "num_classes")))
     devices = [pair.device] if pair.device.type == "cuda" else []
     maxima = torch.empty(len(classes), n_repeats)
-    with frozen(*pair.modules), torch.random.fork_rng(devices=devices):
+    with frozen(*pair.modules, eval_mode=True), torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for i, c in enumerate(classes):
             labels = None if c is None else torch.full((n_pairs,), c, device=pair.device)
@@ -403,7 +385,7 @@ def target_dot(
     if clip is not None and not clip[0] < clip[1]:
         raise OTGenError(f"clip must be (low, high) with low < high, got {clip}")
     xs, hist = [], []
-    with frozen(*pair.modules):
+    with frozen(*pair.modules, eval_mode=True):
         for sl in _chunks(y.shape[0], check_int(batch_size, "batch_size")):
             y_i, c_i, K_i = y[sl], None if labels is None else labels[sl], Kn[sl]
 
@@ -481,7 +463,7 @@ def latent_dot(
     project = (lambda g, v: project_gaussian(g, v, projection)) if prior == "gaussian" else None
     clip = (lambda v: v.clamp_(-1.0, 1.0)) if prior == "uniform" else None
     zs, xs, x0s, hist = [], [], [], []
-    with frozen(*pair.modules):
+    with frozen(*pair.modules, eval_mode=True):
         for sl in _chunks(z.shape[0], check_int(batch_size, "batch_size")):
             z_i, c_i, k_i = z[sl], None if labels is None else labels[sl], kn[sl]
 
@@ -551,7 +533,7 @@ def refine(
         z = pair.sample_latent(n, labels)
     if mode == "latent":
         return latent_dot(pair, z, K, labels=labels, **options)
-    with frozen(*pair.modules), torch.no_grad():
+    with frozen(*pair.modules, eval_mode=True), torch.no_grad():
         y = pair.generate(z, labels)
     result = target_dot(pair, y, K, labels=labels, naive=mode == "naive", **options)
     return DOTResult(result.x, y, None, z, result.K, mode, result.steps, result.objective)

@@ -29,9 +29,6 @@ DCGAN generator of ``otgen.nets.dcgan``.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +38,7 @@ from torch import nn
 from otgen.engine.method import DataSpec, Method
 from otgen.errors import NonFiniteError, OTGenError
 from otgen.methods import register_method
+from otgen.methods._common import frozen, grad_norm
 from otgen.utils.checks import check_choice, check_int, check_positive
 
 GRADS = ("plan", "dual")
@@ -127,26 +125,6 @@ def f_loss(w_real: torch.Tensor, w_fake: torch.Tensor, gamma: float) -> torch.Te
 def g_loss(w_fake: torch.Tensor) -> torch.Tensor:
     """L_g = W(P_f, Q_f) (eq. 10)."""
     return w_fake
-
-
-@contextmanager
-def frozen(net: nn.Module) -> Iterator[None]:
-    """Parameters of ``net`` require no gradient inside the block: the other player's update
-    back-propagates *through* the net without computing (or leaving) its weight gradients."""
-    flags = [p.requires_grad for p in net.parameters()]
-    for p in net.parameters():
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(net.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
-
-
-def grad_norm(net: nn.Module) -> float:
-    """‖∇‖₂ over all parameters of ``net`` that have a gradient."""
-    sq = [p.grad.pow(2).sum() for p in net.parameters() if p.grad is not None]
-    return math.sqrt(float(torch.stack(sq).sum())) if sq else 0.0
 
 
 # -- the method -------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from otgen.engine.method import DataSpec, Method
 from otgen.errors import NonFiniteError, OTGenError
 from otgen.methods import register_method
-from otgen.methods.eotgan import frozen, grad_norm
+from otgen.methods._common import frozen, grad_norm
 from otgen.utils.checks import check_choice, check_int, check_positive
 
 MARGIN_NORMS = ("mean", "sum")
