@@ -71,13 +71,45 @@ def test_one_hot_planes():
 
 
 # -- Algorithm 1 ------------------------------------------------------------------------------
-def test_nets_prior_and_shapes():
+def test_nets_and_shapes():
     m = MBGAN(Config(width=8), IMAGES, CPU)
     assert m.embed(_images(3)).shape == (3, 500)  # K = 500 linear outputs
-    z = m.sample_latent(1000)
-    assert z.shape == (1000, 100) and z.min() >= 0 and z.max() <= 1  # U(0, 1)
     assert m.sample(2).shape == (2, 1, 28, 28)
     assert m.nets["D"].blocks[0][0].kernel_size == (5, 5)  # Table 2: 5c2s
+
+
+@pytest.mark.parametrize(
+    ("prior", "low", "high", "mean"),
+    [("uniform", -1.0, 1.0, 0.0), ("uniform01", 0.0, 1.0, 0.5), ("normal", -10.0, 10.0, 0.0)],
+)
+def test_latent_priors(prior, low, high, mean):
+    m = _method(prior=prior)
+    torch.manual_seed(0)
+    z = m.sample_latent(4000)
+    assert m.prior == prior and z.shape == (4000, 100)
+    assert low <= z.min() and z.max() <= high and z.mean().item() == pytest.approx(mean, abs=0.01)
+    std = {"uniform": 2 / 12**0.5, "uniform01": 1 / 12**0.5, "normal": 1.0}[prior]
+    assert z.std().item() == pytest.approx(std, rel=0.02)
+
+
+def test_uncentred_prior_gives_a_shared_pattern_that_generator_batchnorm_keeps():
+    """The root cause of the U(0, 1) collapse (docs/mbgan.md): DCGAN's bias-free projection
+    maps E[z] = 1/2 to a 7x7 pattern shared by all samples; the per-channel BatchNorm after it
+    only removes each channel's mean over positions, so the pattern survives."""
+
+    def shared_over_spread(prior):
+        torch.manual_seed(0)
+        m = _method(prior=prior)
+        G = m.nets["G"]
+        with torch.no_grad():
+            h = G.project(m.sample_latent(512)).view(512, G.c0, G.bottom, G.bottom)
+            h = G.norms[0](h)  # train mode: batch statistics
+        shared = h.mean(0)
+        return (shared.pow(2).mean() / (h - shared).pow(2).mean()).sqrt().item()
+
+    assert shared_over_spread("uniform01") > 1.0  # the common part dominates
+    assert shared_over_spread("uniform") < 0.1
+    assert shared_over_spread("normal") < 0.1
 
 
 def test_gradients_flow_only_where_the_algorithm_says():
@@ -111,7 +143,8 @@ def test_train_step_runs_n_generator_steps():
     m.generator_step = lambda *a: calls.append(1) or step(*a)
     logs = m.train_step(_images(6), None, 0)
     assert len(calls) == 3
-    for key in ("d_loss", "d_real", "d_fake", "margin", "g_loss", "g_grad_norm"):
+    assert 0.0 <= logs["hinge_active"] <= 1.0
+    for key in ("d_loss", "d_real", "d_fake", "margin", "hinge_active", "g_loss", "g_grad_norm"):
         assert key in logs
 
 
@@ -145,7 +178,7 @@ def test_conditional_embedding_depends_on_the_label():
 @pytest.mark.parametrize(
     "kw",
     [{"K": 0}, {"alpha": -1.0}, {"margin_norm": "max"}, {"kernel": 3}, {"g_steps": 0},
-     {"lr_d": 0.0}, {"beta1": 1.0}],
+     {"lr_d": 0.0}, {"beta1": 1.0}, {"prior": "gaussian"}],
 )  # fmt: skip
 def test_bad_config_raises(kw):
     with pytest.raises(OTGenError):

@@ -77,3 +77,52 @@ def test_bad_input():
     ext = em.extend(res, n_samples=2000)
     with pytest.raises(OTGenError, match="dimensions"):
         ext(torch.rand(3, 5))
+
+
+def _spread_map(n: int, d: int, seed: int = 0) -> em.ExtendedMap:
+    y = torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+    res = sd.solve(y, method="averaged", tol=0.2, n_samples=4096, seed=seed)
+    return em.extend(res, theta=math.pi, n_samples=50 * n, seed=seed)
+
+
+def test_lifting_lp_finds_the_same_delaunay_simplices_as_qhull():
+    ext = _spread_map(40, 2)
+    x = sd.SourceSampler(2, seed=3).draw(300).double()
+    cells = torch.arange(40)
+    lam_q, v_q = em._delaunay_qhull(x, ext.centroids, cells)
+    lam_lp, v_lp = em._delaunay_lp(x, ext.centroids, cells, k=40)
+    assert torch.equal(v_q[:, 0] >= 0, v_lp[:, 0] >= 0)  # same samples inside the hull
+    inside = v_q[:, 0] >= 0
+    assert inside.float().mean() > 0.5
+    # Same simplex and coordinates, whatever the vertex order: compare λ per cell.
+    dense_q = torch.zeros(len(x), 40, dtype=torch.float64).scatter_add_(1, v_q.clamp_min(0), lam_q)
+    dense_lp = torch.zeros(len(x), 40, dtype=torch.float64).scatter_add_(
+        1, v_lp.clamp_min(0), lam_lp
+    )
+    assert torch.allclose(dense_q[inside], dense_lp[inside], atol=1e-6)
+
+
+def test_lp_simplices_in_4d_are_delaunay_and_reproduce_x():
+    ext = _spread_map(60, 4, seed=1)
+    c = ext.centroids
+    g = torch.Generator().manual_seed(0)
+    # Convex combinations of centroids are inside the hull, so each must find its simplex.
+    w = torch.rand(200, 60, generator=g, dtype=torch.float64) ** 8
+    x = (w / w.sum(1, keepdim=True)) @ c
+    lam, v = ext.simplices(x)
+    assert bool((v[:, 0] >= 0).all())
+    assert bool((lam >= 0).all()) and torch.allclose(lam.sum(1), torch.ones(200, dtype=lam.dtype))
+    assert torch.allclose(torch.einsum("mk,mkd->md", lam, c[v]), x, atol=1e-7)
+    # Empty circumsphere: no centroid is strictly closer to the simplex's circumcentre.
+    for verts in v[:20]:
+        p = c[verts]
+        a = 2 * (p[1:] - p[0])
+        rhs = (p[1:] ** 2).sum(1) - (p[0] ** 2).sum()
+        centre = torch.linalg.lstsq(a, rhs).solution
+        radius = (p[0] - centre).norm()
+        assert float((c - centre).norm(dim=1).min()) >= float(radius) - 1e-6
+    # Far outside the cube no simplex contains x: the map keeps the own cell's target.
+    far = torch.full((3, 4), 5.0, dtype=torch.float64)
+    out, linear = ext.map(far)
+    assert not bool(linear.any())
+    assert torch.equal(out, ext.result.y.double()[ext.result.assign(far)])

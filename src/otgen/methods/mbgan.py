@@ -2,7 +2,7 @@
 
 The discriminator D is a deep embedding x -> D(x) ∈ R^K (the DCGAN discriminator with a
 K-unit linear output, K = 500) and d(a, b) = ‖D(a) − D(b)‖₂ (eq. 3). On triplets of two real
-samples x_i, x_j and a generated G(z), z ~ U(0, 1)^100:
+samples x_i, x_j and a generated G(z) (z ~ U(0, 1)^100 in the paper, see "Latent prior"):
 
     L_D(x_i, x_j, z) = max{0, h(x_j, G(z)) + d(x_i, x_j) − d(x_i, G(z))}     (eq. 1)
     L_G(x_j, z)      = d(x_j, G(z))                                           (eq. 2)
@@ -12,6 +12,16 @@ D pulls real samples together and pushes the generated one at least the data-dep
 h further away (a triplet loss with anchor x_i, positive x_j, negative G(z)); G pulls its
 samples towards real ones in D's space. Algorithm 1: one D step, then ``g_steps`` (the paper's
 N) G steps on fresh z. Both losses are averaged over the triplets of a batch.
+
+**Latent prior** (``prior``; the one departure from the paper's letter, measured in
+docs/mbgan.md): the paper draws z ~ U(0, 1)^100 (``"uniform01"``). Fed to the DCGAN
+generator, whose bias-free projection z -> 7x7 maps is followed by a *per-channel* BatchNorm,
+the non-zero mean E[z] = ½·1 becomes a sample-independent 7x7 pattern that BatchNorm does not
+remove (it varies over positions): at initialisation the shared part of the projection is
+1.7x the per-sample part, and every run we made with U(0, 1) collapsed to one or two digit
+classes. The default ``"uniform"`` draws z ~ U(−1, 1)^100 = 2·U(0, 1) − 1 (DCGAN's prior, the
+affine image of the paper's z; shared part 0.03x): the same runs cover all 10 classes.
+``"normal"`` (N(0, I)) behaves like ``"uniform"``.
 
 Choices the paper leaves open (documented in docs/mbgan.md):
 
@@ -44,6 +54,7 @@ from otgen.methods._common import frozen, grad_norm
 from otgen.utils.checks import check_choice, check_int, check_positive
 
 MARGIN_NORMS = ("mean", "sum")
+PRIORS = ("uniform", "normal", "uniform01")  # U(-1, 1)^d, N(0, I), the paper's U(0, 1)^d
 TINY = 1e-12  # inside the square root of d: its gradient at d = 0 would be infinite
 
 
@@ -54,7 +65,9 @@ class Config:
     ``K``: embedding dimension (500). ``alpha``: margin weight α (20). ``g_steps``: G updates
     per D update (the paper's N; it gives no value, 1 here). ``kernel``: 5 (Tables 1-2's
     "5c2s") or 4 (DCGAN). ``g_activation``: "leaky_relu" (Table 1) or "relu" (DCGAN).
-    ``width``: base channels of both nets (None: 64).
+    ``width``: base channels of both nets (None: 64). ``prior``: the latent distribution,
+    "uniform" (U(−1, 1), default), "normal" (N(0, I)) or "uniform01" (U(0, 1), the paper's
+    letter, which collapses with the DCGAN generator; see the module docstring).
     """
 
     K: int = 500
@@ -63,6 +76,7 @@ class Config:
     g_steps: int = 1
     conditional: bool = False
     latent_dim: int = 100
+    prior: str = "uniform"
     kernel: int = 5
     g_activation: str = "leaky_relu"
     width: int | None = None
@@ -73,6 +87,7 @@ class Config:
 
     def __post_init__(self) -> None:
         check_choice(self.margin_norm, "margin_norm", MARGIN_NORMS)
+        check_choice(self.prior, "prior", PRIORS)
         check_choice(self.g_activation, "g_activation", ("leaky_relu", "relu"))
         if self.kernel not in (4, 5):
             raise OTGenError(f"kernel must be 4 or 5, got {self.kernel!r}")
@@ -138,14 +153,13 @@ def one_hot_planes(labels: torch.Tensor, num_classes: int, like: torch.Tensor) -
 class MBGAN(Method):
     """Algorithm 1 of the MBGAN paper. Nets ``"G"``, ``"D"`` (D outputs K-dim embeddings).
 
-    Latent convention of :mod:`otgen.engine.method`: ``latent_dim``, ``prior`` ("uniform01",
-    z ~ U(0, 1)^d as in the paper), :meth:`sample_latent`, :meth:`generate`,
-    :meth:`embed` (= D(x | y)).
+    Latent convention of :mod:`otgen.engine.method`: ``latent_dim``, ``prior`` (the config's:
+    "uniform" = U(−1, 1)^d, "normal" = N(0, I), "uniform01" = U(0, 1)^d as in the paper),
+    :meth:`sample_latent`, :meth:`generate`, :meth:`embed` (= D(x | y)).
     """
 
     name = "mbgan"
     Config = Config
-    prior = "uniform01"
 
     def __init__(self, cfg: Config | None, spec: DataSpec, device: torch.device) -> None:
         from otgen.nets import build_discriminator, build_generator
@@ -160,7 +174,7 @@ class MBGAN(Method):
         super().__init__(cfg, spec, torch.device(device))
         self.conditional = cfg.conditional
         self.num_classes = spec.num_classes if cfg.conditional else None
-        self.latent_dim = cfg.latent_dim
+        self.latent_dim, self.prior = cfg.latent_dim, cfg.prior
         extra = self.num_classes or 0  # one-hot label appended to z and to D's input
         c, h, w = spec.shape
         G = build_generator(
@@ -187,7 +201,12 @@ class MBGAN(Method):
 
     # -- latents, labels, sampling --------------------------------------------------------------
     def sample_latent(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.rand(n, self.latent_dim, device=self.device)  # z ~ U(0, 1)
+        """``n`` latents from ``prior`` (labels do not change it)."""
+        shape = (n, self.latent_dim)
+        if self.prior == "normal":
+            return torch.randn(shape, device=self.device)
+        u = torch.rand(shape, device=self.device)  # the paper's z ~ U(0, 1)
+        return u if self.prior == "uniform01" else 2 * u - 1  # centred: see "Latent prior"
 
     def _labels(self, labels: torch.Tensor | None, n: int) -> torch.Tensor | None:
         if not self.conditional:
@@ -265,12 +284,15 @@ class MBGAN(Method):
         loss.backward()
         opt.step()
         with torch.no_grad():
-            d_real, d_fake = distance(e_i, e_j).mean(), distance(e_i, e_fake).mean()
+            d_real, d_fake = distance(e_i, e_j), distance(e_i, e_fake)
         return {
             "d_loss": loss.item(),
-            "d_real": d_real.item(),  # mean d(x_i, x_j)
-            "d_fake": d_fake.item(),  # mean d(x_i, G(z))
+            "d_real": d_real.mean().item(),  # mean d(x_i, x_j)
+            "d_fake": d_fake.mean().item(),  # mean d(x_i, G(z))
             "margin": h.mean().item(),
+            # share of triplets whose hinge is active (before the step): with the raw L1 sum
+            # it is 1, and then α does not change the gradients at all (see docs/mbgan.md)
+            "hinge_active": (h + d_real - d_fake > 0).float().mean().item(),
         }
 
     def generator_loss(self, x_j: torch.Tensor, z: torch.Tensor, labels=None) -> torch.Tensor:

@@ -3,12 +3,16 @@
 The semi-discrete map ∇u_h sends a whole cell W_i to one target y_i (AE-OT eq. 22): sampling
 it only reproduces the training codes. AE-OT-GAN §3.2 extends it piecewise linearly:
 
-1. a source sample x lies in cell W_i; its *neighbouring cells* are read off the top-k
-   supporting planes ⟨x, y_j⟩ + h_j at x (the cells whose planes are nearest to u_h there);
-2. the barycentric coordinates λ of x with respect to the centroids c_j of those cells
-   (``Σ λ_j c_j = x``, ``Σ λ_j = 1``, λ ≥ 0) are computed;
-3. if every pair of those cells is *regular*, x is mapped to ``Σ λ_j y_j`` (the same
-   combination of the targets, a simplex of the complex); otherwise x keeps ``y_i``.
+1. a source sample x lies in cell W_i; the centroids c_j of the cells are triangulated
+   (Delaunay, the triangles between mass centres of the paper's Fig. 3);
+2. the barycentric coordinates λ of x in the simplex containing it (``Σ λ_j c_j = x``,
+   ``Σ λ_j = 1``, λ ≥ 0) are computed;
+3. if every pair of that simplex's cells is *regular*, x is mapped to ``Σ λ_j y_j`` (the
+   same combination of the targets, a simplex of the complex); otherwise x keeps ``y_i``.
+
+Only samples inside the convex hull of the centroids can be interpolated. In high dimension
+with few cells that is a small share of the cube (most of its volume lies near the faces,
+outside every centroid): ``benchmarks/extended_map.py`` measures it.
 
 A pair (i, j) is regular when the angle between the normals ``(y_i, −1)/‖·‖`` and
 ``(y_j, −1)/‖·‖`` of its two supporting planes is below θ (AE-OT §4: a large angle is a
@@ -27,7 +31,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy.spatial import QhullError as _QhullError
 
 from otgen.errors import OTGenError
 from otgen.ot.semidiscrete import SemiDiscreteResult, SourceSampler, cell_statistics, top_scores
@@ -70,7 +76,7 @@ class ExtendedMap:
     facets: Facets
     theta: float
     scale: float
-    k: int  # candidate cells per sample (own cell first)
+    k: int  # nearest centroids searched for a sample's Delaunay simplex (d > 3)
 
     def __call__(self, x: ArrayLike) -> torch.Tensor:
         return self.map(x)[0]
@@ -78,57 +84,98 @@ class ExtendedMap:
     def map(self, x: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
         """(mapped points (m, d), bool mask of samples mapped piecewise linearly).
 
-        Candidate simplices: the sample's own cell plus d of its next ``k − 1`` best cells,
-        tried in order of their planes' heights at x; the first one whose centroid simplex
-        contains x and whose cell pairs are all regular is used.
+        x is mapped to ``Σ λ_j y_j`` when the Delaunay simplex of the centroids containing it
+        (:meth:`simplices`) has only regular pairs of cells, and to its own cell's target
+        otherwise (which includes every x outside the convex hull of the centroids).
         """
         res = self.result
         xt = as_points(x, "x", device=res.y.device).double()
         same_dim(xt, res.y, "x", "targets")
-        d = res.dim
-        _, idx = top_scores(xt.float(), res.y.float(), res.h.float(), self.k)
-        out = res.y.double()[idx[:, 0]].clone()
-        done = torch.zeros(len(xt), dtype=torch.bool, device=xt.device)
-        if idx.shape[1] < d + 1:  # fewer targets than a simplex needs: plain OT map
-            return out, done
         y = res.y.double()
-        a, b = torch.triu_indices(d + 1, d + 1, 1, device=xt.device)
-        for rest in _combinations(idx.shape[1] - 1, d):
-            cols = torch.tensor([0, *[r + 1 for r in rest]], device=xt.device)
-            todo = (~done).nonzero(as_tuple=True)[0]
-            if len(todo) == 0:
-                break
-            sub = idx[todo][:, cols]  # (m', d+1)
-            lam, inside = _barycentric(xt[todo], self.centroids[sub])
-            yi = y[sub]
-            regular = (normal_angles(yi[:, a], yi[:, b], self.scale) < self.theta).all(1)
-            ok = inside & regular
-            rows = todo[ok]
-            out[rows] = torch.einsum("mk,mkd->md", lam[ok], yi[ok])
-            done[rows] = True
-        return out, done
+        out = y[res.assign(xt)]
+        lam, verts = self.simplices(xt)
+        found = verts[:, 0] >= 0
+        v = verts.clamp_min(0)
+        a, b = torch.triu_indices(v.shape[1], v.shape[1], 1, device=v.device)
+        # Padding repeats a vertex (angle 0), so only the simplex's own pairs can fail.
+        regular = (normal_angles(y[v[:, a]], y[v[:, b]], self.scale) < self.theta).all(1)
+        ok = found & regular
+        out[ok] = torch.einsum("mk,mkd->md", lam[ok], y[v[ok]])
+        return out, ok
+
+    def simplices(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Barycentric coordinates of x in the Delaunay triangulation of the centroids.
+
+        Returns (λ (m, d+1), cell indices (m, d+1)); rows outside the triangulation have
+        index −1. In d ≤ 3 the whole triangulation is built (qhull). Above, it is found per
+        sample from the *lifting map*: among convex combinations Σλ_j c_j = x, Σλ_j = 1,
+        λ ≥ 0, the one minimising Σλ_j ‖c_j − x‖² is supported on the Delaunay simplex
+        containing x (it is the lower convex hull of the points (c_j, ‖c_j‖²) above x).
+        That linear programme runs over the ``k`` centroids nearest x, so it returns the
+        Delaunay simplex of those candidates, which is the global one when its vertices are
+        among them.
+        """
+        x = x.double()
+        cells = torch.isfinite(self.centroids).all(1).nonzero(as_tuple=True)[0]
+        if x.shape[1] <= 3 and len(cells) > x.shape[1] + 1:
+            try:
+                return _delaunay_qhull(x, self.centroids[cells].double(), cells)
+            except _QhullError:  # flat centroid set: the LP below handles it
+                pass
+        return _delaunay_lp(x, self.centroids[cells].double(), cells, self.k)
 
 
-def _combinations(m: int, r: int, limit: int = 64) -> list[tuple[int, ...]]:
-    """r-subsets of range(m) in lexicographic (best-first) order, at most ``limit``."""
-    from itertools import combinations, islice
+def _delaunay_qhull(x, c, cells):
+    from scipy.spatial import Delaunay
 
-    return list(islice(combinations(range(m), r), limit))
+    tri = Delaunay(c.cpu().numpy())
+    xn = x.cpu().numpy()
+    s = tri.find_simplex(xn)
+    d = x.shape[1]
+    t = tri.transform[s]  # (m, d+1, d): inverse affine map and offset of each simplex
+    part = np.einsum("mij,mj->mi", t[:, :d], xn - t[:, d])
+    lam = np.concatenate([part, 1 - part.sum(1, keepdims=True)], 1)
+    verts = np.where(s[:, None] >= 0, cells.cpu().numpy()[tri.simplices[s]], -1)
+    return torch.from_numpy(lam).to(x), torch.from_numpy(verts).to(x.device)
 
 
-def _barycentric(x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Barycentric coordinates of x (m, d) in the simplices c (m, d+1, d); inside mask."""
-    m, k, _ = c.shape
-    a = torch.cat([c.transpose(1, 2), torch.ones(m, 1, k, dtype=c.dtype, device=c.device)], 1)
-    rhs = torch.cat([x, torch.ones(m, 1, dtype=x.dtype, device=x.device)], 1)
-    finite = torch.isfinite(a).flatten(1).all(1)
-    a = torch.where(finite[:, None, None], a, torch.eye(k, dtype=a.dtype, device=a.device))
-    # Degenerate simplices (flat centroid sets) give no usable coordinates: flagged, not NaN.
-    ok = finite & (torch.linalg.det(a).abs() > 1e-12)
-    a = torch.where(ok[:, None, None], a, torch.eye(k, dtype=a.dtype, device=a.device))
-    lam = torch.linalg.solve(a, rhs)
-    inside = ok & (lam >= -1e-9).all(1)
-    return lam, inside
+def _delaunay_lp(x, c, cells, k):
+    from scipy.optimize import linprog
+
+    m, d = x.shape
+    lam = torch.zeros(m, d + 1, dtype=torch.float64)
+    verts = torch.full((m, d + 1), -1, dtype=torch.int64)
+    near = _nearest(x, c, min(k, len(c)))
+    cand = c[near]  # (m, k, d)
+    # x outside the bounding box of its candidates is outside their hull: skip the LP.
+    inside_box = ((cand.amin(1) <= x) & (x <= cand.amax(1))).all(1)
+    for row in inside_box.nonzero(as_tuple=True)[0].tolist():
+        cr, xr = cand[row].cpu().numpy(), x[row].cpu().numpy()
+        sol = linprog(
+            ((cr - xr) ** 2).sum(1),
+            A_eq=np.vstack([cr.T, np.ones(len(cr))]),
+            b_eq=np.append(xr, 1.0),
+            bounds=(0, None),
+            method="highs",
+        )
+        if sol.status != 0:  # infeasible: x is outside the candidates' hull
+            continue
+        support = np.argsort(-sol.x)[: d + 1]
+        w = np.clip(sol.x[support], 0, None)
+        lam[row] = torch.from_numpy(w / w.sum())
+        verts[row] = cells[near[row, torch.from_numpy(support)]].cpu()
+        verts[row, torch.from_numpy(w <= 0)] = verts[row, 0]
+    return lam.to(x), verts.to(x.device)
+
+
+def _nearest(x: torch.Tensor, c: torch.Tensor, k: int, rows: int = 1024) -> torch.Tensor:
+    """Indices of the k rows of c nearest each row of x, in blocks of rows."""
+    return torch.cat(
+        [
+            torch.cdist(x[i : i + rows], c).topk(k, largest=False).indices
+            for i in range(0, len(x), rows)
+        ]
+    )
 
 
 def extend(
@@ -146,9 +193,8 @@ def extend(
     ``theta``: regular/singular threshold on the normal angle (radians; 0.7 in the authors'
     reference generator). ``scale``: multiplies y inside the normals (see module docstring).
     ``n_samples``: source samples of the pass (default 100·n, the AE-OT paper's choice);
-    ``neighbours``: candidate cells per sample (default d + 3; the simplices tried are the
-    own cell plus d of the others, at most 64 of them). ``slab``: fraction of samples used
-    for the facet slab.
+    ``neighbours``: nearest centroids searched per sample for its Delaunay simplex when
+    d > 3 (default 8(d + 1)). ``slab``: fraction of samples used for the facet slab.
     """
     if not isinstance(result, SemiDiscreteResult):
         raise OTGenError("extend() needs a SemiDiscreteResult from otgen.ot.semidiscrete.solve")
@@ -173,7 +219,7 @@ def extend(
         facets=_facets(stats, y, theta, scale),
         theta=theta,
         scale=scale,
-        k=check_int(neighbours or d + 3, "neighbours", minimum=d + 1),
+        k=check_int(neighbours or 8 * (d + 1), "neighbours", minimum=d + 1),
     )
 
 

@@ -115,6 +115,9 @@ def _gan_rows(name: str, seed: int, quick: bool, dev, out: Path) -> tuple[list[d
                 steps = data.get("settings", {}).get("steps", "?")
                 extra = {"schedule": f"{steps} steps, from `{data.get('command', '')}`"}
                 rows.append(_row(name, label, [{"metrics": m} for m in ms], extra))
+                if "samples" in runs[0]:
+                    fake = torch.tensor(runs[0]["samples"])
+                    panels.append((label, fake, toy.sample(name, len(fake), seed=seed)))
         return rows, panels
     if quick:
         return rows, panels
