@@ -32,8 +32,11 @@ from otgen.utils.device import resolve_device
 from otgen.utils.report import write_report
 
 TOL = 0.03
-LARGE = [(10_000, 32), (60_000, 64)]
-EVAL_FLOP = 1.3e13
+# (n, d, samples of the independent check). 20M samples at 10,000 x 32 are ~13 TFLOP of
+# argmax (a quarter of an hour on one core); at 60,000 x 64 they would be ~150 TFLOP, so that
+# check uses 500k samples and its noise floor (0.28) is far above the target: it can only catch
+# a gross failure, and the solver's own estimate is the informative number there.
+LARGE = [(10_000, 32, 20_000_000), (60_000, 64, 500_000)]
 
 
 def matmul_flops(device: torch.device, size: int = 2048, seconds: float = 2.0) -> float:
@@ -95,27 +98,26 @@ def row(case: str, label: str, res: sd.SemiDiscreteResult, n_eval: int) -> dict:
 
 
 def large_row(n: int, d: int, time_cap: float, n_eval: int, dev: torch.device) -> dict:
-    """Averaged Adam on n targets in d dimensions, time-capped, with a capped evaluation."""
+    """Averaged Adam on n targets in d dimensions, time-capped, checked with n_eval samples."""
     res = sd.solve(
         targets(n, d), method="averaged", tol=TOL, seed=1, device=dev, time_limit=time_cap
     )
-    # 20M evaluations of 60,000 x 64 cost ~150 TFLOP: cap the check at EVAL_FLOP (a few
-    # minutes of CPU matmul) and report its noise floor alongside.
-    n_eval = min(n_eval, max(2_000_000, int(EVAL_FLOP / (2 * n * d))))
     out = row(f"n={n}, d={d}", "averaged Adam (ours)", res, n_eval)
     print(out, flush=True)
     return out
 
 
 def large_cases(args: argparse.Namespace, dev: torch.device) -> int:
-    rows = [large_row(n, d, args.large_time_cap, 20_000_000, dev) for n, d in LARGE]
+    rows = [large_row(n, d, args.large_time_cap, n_eval, dev) for n, d, n_eval in LARGE]
     notes = (
         f"Averaged Adam (ours) with tol = {TOL} on the estimated marginal error and a "
         f"{args.large_time_cap:.0f} s time cap per case. independent_L1 is an i.i.d. Monte "
         "Carlo estimate with eval_samples samples; its noise floor eval_floor ≈ "
         "sqrt(2n / (π N)) is included in it, so when the floor is close to the value the "
-        "check cannot tell whether the target was reached (20M samples at 60,000 x 64 would "
-        "cost ~150 TFLOP of argmax, hours on this CPU)."
+        "check cannot tell whether the target was reached. The 60,000 x 64 check uses 500k "
+        "samples (20M would cost ~150 TFLOP of argmax, hours on this CPU): its floor is far "
+        "above the target, so there estimated_L1 (the solver's own quasi-Monte Carlo "
+        "estimate) is the informative number."
     )
     command = (
         f"python benchmarks/semidiscrete.py --large-only --large-time-cap {args.large_time_cap:g}"
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(row(case, f"papers' Adam, run to L1 ≤ {TOL}", ref_to_tol, n_eval))
     print(rows[-1], flush=True)
     speedup = ref_to_tol.time_s / ours.time_s
-    rows += [large_row(nb, db, args.large_time_cap, n_eval, dev) for nb, db in big]
+    rows += [large_row(nb, db, args.large_time_cap, ne, dev) for nb, db, ne in big]
     peak = matmul_flops(dev)
     assign = assignment_flops(n, d, 1_000_000 if not args.quick else 200_000, dev)
     ref_ok = rows[1]["reached_0.03"]

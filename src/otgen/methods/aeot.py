@@ -16,7 +16,8 @@ ae-ot-geometric-understanding.txt §5.3 (the pipeline), §6 (settings), referenc
    :func:`otgen.ot.extended_map.extend`). Everything is kept in :meth:`extra_state`, so a
    resumed run or ``load_run`` never recomputes it.
 
-Sampling (:meth:`AEOT.sample`): ``u ~ U[-1/2, 1/2]^d`` → extended OT map → decoder.
+Sampling (:meth:`AEOT.sample`): ``u ~ U[-1/2, 1/2]^d`` → OT map extended between neighbouring
+cells (``generation``: the authors' pairwise rule by default, or the barycentric map) → decoder.
 
 ``arch="identity"`` (2D point data only) uses the identity as encoder and decoder, which is the
 2D AE-OT experiment of §6.3: OT straight from the cube to the data points.
@@ -54,8 +55,12 @@ class AEOTConfig:
     ``ot_targets``: number of training codes used as OT targets (None: all; a CPU budget
     knob, the paper uses all of them). ``theta``/``scale``: singular-facet threshold (rad)
     and target scale of the normal-angle test (:func:`otgen.ot.extended_map.extend`).
-    ``generation``: "extended" (the paper's barycentric extended map) or "pairwise" (the
-    authors' reference generator, :func:`pairwise_codes`, ``pair_k`` planes, ``pair_weight``).
+    ``generation``: "pairwise" (default: the authors' reference generator,
+    :func:`pairwise_codes`, ``pair_k`` planes, ``pair_weight``) or "extended" (the paper's
+    barycentric extended map). The default is pairwise because the barycentric map only
+    interpolates inside the convex hull of the cell centroids, a vanishing share of the cube in
+    latent dimension ≥ 8 (``benchmarks/results/extended_map.md``): elsewhere it returns
+    training codes unchanged.
     """
 
     arch: str = "auto"
@@ -80,7 +85,7 @@ class AEOTConfig:
     scale: float = 1.0
     ext_samples: int | None = None
     ext_neighbours: int | None = None
-    generation: str = "extended"
+    generation: str = "pairwise"
     pair_k: int = 20
     pair_weight: float = 0.75
 
@@ -297,7 +302,7 @@ class AEOT(Method):
 
     # -- sampling ---------------------------------------------------------------------------
     def sample_codes(self, n: int) -> torch.Tensor:
-        """``n`` new latent codes: u ~ U[-1/2, 1/2]^d (global RNG) → extended OT map.
+        """``n`` new latent codes: u ~ U[-1/2, 1/2]^d (global RNG) → ``generation`` map.
 
         Before the OT stage (interval samples during "ae"), the cube samples themselves.
         """
