@@ -35,8 +35,9 @@ def test_distance_and_margin_by_hand():
     )
     x_j, fake = torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 2)
     fake[1] = -0.5  # |0 - (-0.5)| = 0.5 per pixel
-    assert margin(x_j, fake, 20.0).tolist() == pytest.approx([20.0, 10.0])  # alpha * mean L1
-    assert margin(x_j, fake, 20.0, "sum").tolist() == pytest.approx([80.0, 40.0])  # raw L1
+    assert margin(x_j, fake, 20.0).tolist() == pytest.approx([80.0, 40.0])  # alpha * raw L1
+    assert margin(x_j, fake, 20.0, "mean").tolist() == pytest.approx([20.0, 10.0])  # per pixel
+    assert Config().margin_norm == "sum"  # the paper's ||.||_1 by default
     with pytest.raises(OTGenError):
         margin(x_j, fake, 1.0, "max")
 
