@@ -533,7 +533,9 @@ def _solve_averaged(run: _Run, h, *, lr, n_samples, window, tol, lr_decay, max_s
     while True:
         h_sum, g_sum, g_sq = torch.zeros_like(h), torch.zeros_like(h), torch.zeros_like(h)
         steps = kept = 0
-        while steps < length and it < run.max_iter:
+        # The time cap is checked every step: windows double, so checking only at their
+        # ends could overrun the cap by a whole window. One step always runs, so g exists.
+        while steps < length and it < run.max_iter and not (steps and run.out_of_time()):
             g = run.grad(h, n_samples)
             steps += 1
             it += 1
@@ -543,7 +545,7 @@ def _solve_averaged(run: _Run, h, *, lr, n_samples, window, tol, lr_decay, max_s
                 g_sq += g * g
                 kept += 1
             h = opt.step(h, g)
-        if kept < 2:  # max_iter cut the window short: report the last batch's estimate
+        if kept < 2:  # max_iter or the time cap cut the window short: last batch's estimate
             return h, float(g.abs().sum()), float(g.norm()), it, False
         h = h_sum / kept
         g_bar = g_sum / kept
