@@ -71,6 +71,20 @@ def test_translating_targets_leaves_h_unchanged():
     assert torch.allclose(r2.potential(x) - r1.potential(x), x.double() @ c.double(), atol=2e-3)
 
 
+def test_averaged_cut_short_returns_its_best_window_average():
+    # Windows of 8, 16, 32 steps: max_iter = 27 stops 3 steps into the third window, too few
+    # to average. The result must be the best full window's h̄ and its noise-corrected error,
+    # not the last noisy iterate with its single-batch estimate.
+    y = torch.randn(30, 3, generator=torch.Generator().manual_seed(4))
+    kw = dict(method="averaged", tol=1e-9, window=8, n_samples=1024, seed=2)
+    res = sd.solve(y, max_iter=27, **kw)
+    assert res.n_iter == 27 and not res.converged and len(res.history) == 2
+    assert res.marginal_error == min(err for _, err, _ in res.history)
+    # A run stopped exactly at the end of the second window returns that same best h̄.
+    full = sd.solve(y, max_iter=24, **kw)
+    assert full.marginal_error == res.marginal_error and torch.equal(full.h, res.h)
+
+
 def test_same_seed_same_result_and_fresh_samples_per_step():
     y = torch.randn(6, 3)
     kw = dict(method="adam", tol=None, max_iter=5, n_samples=512, seed=4)
@@ -92,6 +106,25 @@ def test_chunking_over_targets_matches_dense_argmax(monkeypatch):
     ref = (x @ y.T + h).topk(3, dim=1)
     assert torch.equal(idx, ref.indices) and torch.allclose(s, ref.values)
     assert torch.equal(sd.assign(x, y, h), (x @ y.T + h).argmax(1))
+
+
+def test_score_blocks_stay_bounded_for_100k_targets(monkeypatch):
+    # n = 100,000 targets: every (samples x targets) score block that is formed must stay
+    # within the block budget, whatever the number of samples per pass.
+    shapes = []
+    addmm = torch.addmm
+
+    def spy(*args, **kw):
+        out = addmm(*args, **kw)
+        shapes.append(out.numel())
+        return out
+
+    monkeypatch.setattr(torch, "addmm", spy)
+    n = 100_000
+    y = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
+    stats = sd.cell_statistics(y, torch.zeros(n, dtype=torch.float64), sd.SourceSampler(3), 3000)
+    assert int(stats.counts.sum()) == 3000 and len(shapes) > 1
+    assert max(shapes) <= sd._BLOCK_ELEMENTS
 
 
 def test_save_load_roundtrip(tmp_path):

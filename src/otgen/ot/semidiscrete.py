@@ -529,7 +529,8 @@ def _solve_averaged(run: _Run, h, *, lr, n_samples, window, tol, lr_decay, max_s
     added back from the observed spread of the g_t: E|e_i| ≈ sqrt(ḡ_i² + (2/π) s_i²/T).
     """
     opt = _Adam(lr)
-    it, err, gnorm, length, prev_err = 0, math.inf, math.inf, window, math.inf
+    it, length, prev_err = 0, window, math.inf
+    best: tuple[torch.Tensor, float, float] | None = None  # (h̄, err, ‖e‖₂) of a full window
     while True:
         h_sum, g_sum, g_sq = torch.zeros_like(h), torch.zeros_like(h), torch.zeros_like(h)
         steps = kept = 0
@@ -545,25 +546,42 @@ def _solve_averaged(run: _Run, h, *, lr, n_samples, window, tol, lr_decay, max_s
                 g_sq += g * g
                 kept += 1
             h = opt.step(h, g)
-        if kept < 2:  # max_iter or the time cap cut the window short: last batch's estimate
-            return h, float(g.abs().sum()), float(g.norm()), it, False
-        h = h_sum / kept
-        g_bar = g_sum / kept
-        var = (g_sq / kept - g_bar**2).clamp_min(0) * kept / (kept - 1)
-        e = (g_bar**2 + (2 / math.pi) * var / kept).sqrt()
-        err, gnorm = float(e.sum()), float(e.norm())
+        if steps < length:  # max_iter or the time cap cut the window short
+            return (*_best_of(best, h_sum, g_sum, g_sq, kept, h, g), it, False)
+        h, err, gnorm = _window_average(h_sum, g_sum, g_sq, kept)
+        best = (h, err, gnorm) if best is None or err < best[1] else best
         run.log(it, err, n_samples * kept, h)
         # The estimate assumes a stationary window; a window that started far from the
         # optimum can drift and cancel its own gradients, so the previous one must be close too.
         if tol is not None and err <= tol and prev_err <= 3 * tol:
             return h, err, gnorm, it, True
         if it >= run.max_iter or run.out_of_time():
-            return h, err, gnorm, it, False
+            return (*best, it, False)
         prev_err = err
         opt.lr *= lr_decay
         # Grow the window (not the batch): averaging needs many steps, not big batches.
         if n_samples * length * 2 <= max_samples * window:
             length *= 2
+
+
+def _window_average(h_sum, g_sum, g_sq, kept: int) -> tuple[torch.Tensor, float, float]:
+    """Mean iterate h̄ of a window and its noise-corrected error (see ``_solve_averaged``)."""
+    g_bar = g_sum / kept
+    var = (g_sq / kept - g_bar**2).clamp_min(0) * kept / (kept - 1)
+    e = (g_bar**2 + (2 / math.pi) * var / kept).sqrt()
+    return h_sum / kept, float(e.sum()), float(e.norm())
+
+
+def _best_of(best, h_sum, g_sum, g_sq, kept, h, g) -> tuple[torch.Tensor, float, float]:
+    """What a cut-short run returns: the better of the last full window's h̄ and the partial
+    window's average, or, with neither (cut inside the first window), the last iterate with
+    its single-batch estimate (biased upwards by the sampling noise)."""
+    # Fewer than 4 kept steps give too noisy a spread for the error estimate to be trusted.
+    partial = _window_average(h_sum, g_sum, g_sq, kept) if kept >= 4 else None
+    candidates = [c for c in (best, partial) if c is not None]
+    if not candidates:
+        return h, float(g.abs().sum()), float(g.norm())
+    return min(candidates, key=lambda c: c[1])
 
 
 def _newton_direction(stats: CellStats, g: torch.Tensor, damping: float) -> torch.Tensor:
