@@ -69,7 +69,8 @@ def write_report(
     if command:
         md.append(
             f"Produced by `{command}` on {info['date']} "
-            f"(torch {info['torch']}, {info['cpu_count']} CPUs"
+            f"(torch {info['torch']}, {info['cpu_count']} CPUs, "
+            f"{info['torch_threads']} torch thread{'s' if info['torch_threads'] != 1 else ''}"
             f"{', ' + info['cuda'] if info['cuda'] else ''}).\n"
         )
     md.append(markdown_table(rows, columns))
