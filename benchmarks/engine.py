@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
+from otgen.data.spec import DataSpec
 from otgen.engine import InMemoryData, train
 from otgen.engine.config import config_from_dict
 from otgen.engine.distributed import DistInfo
 from otgen.engine.logging import read_metrics
-from otgen.engine.method import DataSpec
 from otgen.engine.trainer import BatchSampler
 from otgen.utils.device import resolve_device
 from otgen.utils.report import write_report

@@ -8,8 +8,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from otgen.engine.method import DataSpec, Method, Phase
+from otgen.data.spec import DataSpec
 from otgen.engine.trainer import InMemoryData
+from otgen.methods import METHODS
+from otgen.methods.base import Method, Phase
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,9 @@ class TinyGAN(Method):
         return self.nets["G"](torch.randn(n, self.cfg.latent_dim, device=self.device))
 
 
-METHOD = "engine_tiny_methods:TinyGAN"
+# Registered in otgen's table explicitly, in-process: configs never import modules.
+METHOD = "tiny-gan"
+METHODS[METHOD] = TinyGAN
 
 
 def tiny_data(n: int = 256, seed: int = 0) -> InMemoryData:

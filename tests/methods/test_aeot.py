@@ -132,7 +132,7 @@ def test_extended_map_survives_the_checkpoint(tmp_path):
 
 
 def test_plateau_freezes_the_encoder_early():
-    from otgen.engine.method import DataSpec
+    from otgen.data.spec import DataSpec
     from otgen.methods.aeot import AEOT
 
     m = AEOT(AEOTConfig(**TINY, plateau_patience=3), DataSpec((1, 8, 8)), "cpu")

@@ -261,7 +261,7 @@ def test_conditional_requires_labels_in_range():
 
 
 def test_pair_from_a_trained_gan_method():
-    from otgen.engine.method import DataSpec
+    from otgen.data.spec import DataSpec
     from otgen.methods import get_method
 
     cls = get_method("wgan-gp")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from otgen.engine.method import DataSpec
+from otgen.data.spec import DataSpec
 from otgen.errors import OTGenError
 from otgen.methods import get_method
 from otgen.methods.eotgan import EOTGAN, Config, eot_term, f_loss, frozen, g_loss

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
+from otgen.data.spec import DataSpec
 from otgen.data.toy import sample
-from otgen.engine.method import DataSpec
 from otgen.errors import OTGenError
 from otgen.methods import eotgm as eotgm_mod
 from otgen.methods import get_method

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from otgen.engine.method import DataSpec
+from otgen.data.spec import DataSpec
 from otgen.errors import OTGenError
 from otgen.methods import get_method
 from otgen.methods.gan import (

@@ -25,7 +25,6 @@ HELP = "refine a trained GAN's samples with discriminator optimal transport (DOT
 
 # Per mode: (updates, optimiser) from the reference code (target: Adam 100; latent: SGD 20).
 _DEFAULTS = {"target": (100, "adam"), "naive": (100, "adam"), "latent": (20, "sgd")}
-_EXTRACTORS = {"fashion-mnist": "fmnist-net", "digits": "digits-net"}
 _TARGET_CLIP_2D = (-2.0, 2.0)  # reference box for the 2D toys
 
 
@@ -163,39 +162,22 @@ def _figure(res, spec, path: Path, mode: str) -> Path:
     return plot_points(res.x0.cpu(), res.x.cpu(), path, labels=("G", label), contours=False)
 
 
-def _evaluate(res, cfg, spec, args, device) -> dict[str, float]:
-    """EMD to fresh real points (2D) or FID/IS with a domain extractor (images)."""
+def _evaluate(res, cfg, spec, args, device) -> dict[str, Any]:
+    """EMD to fresh real points (2D) or FID/IS with the data's extractor (images)."""
     from otgen.data import load
+    from otgen.metrics.evaluate import Evaluator
 
     name = cfg.data.name
-    if not spec.is_image:
-        from otgen.metrics.emd import emd_distance
-
-        real = load(name, n=args.n, seed=args.seed + 7).x
-        return {
-            "emd_before": emd_distance(res.x0.cpu(), real),
-            "emd_after": emd_distance(res.x.cpu(), real),
-        }
-    from otgen.metrics.features import get_extractor
-
-    extractor = (
-        args.extractor if args.extractor != "auto" else _EXTRACTORS.get(name, "inception-v3")
-    )
-    net = get_extractor(extractor, device=device)
-    feat_real = net(load(name, split="test", image_size=cfg.data.image_size).x)
-    scores: dict[str, Any] = {"extractor": net.label()}
+    if spec.is_image:
+        real = load(name, split="test", image_size=cfg.data.image_size)
+        ev, metrics = Evaluator(real, args.extractor, device=device), ("fid", "is")
+    else:
+        real = load(name, n=args.n, seed=args.seed + 7)
+        ev, metrics = Evaluator(real, "identity", device=device), ("emd",)
+    metrics = ev.applicable(metrics, explicit=False)[0]
+    scores: dict[str, Any] = {}
+    if spec.is_image:
+        scores["extractor"] = ev.features.describe()["label"]
     for tag, x in (("before", res.x0), ("after", res.x)):
-        scores.update({f"{k}_{tag}": v for k, v in image_scores(net, feat_real, x).items()})
-    return scores
-
-
-def image_scores(net, feat_real: torch.Tensor, images: torch.Tensor) -> dict[str, float]:
-    """FID of ``images`` against precomputed real features and, for a classifier, IS."""
-    from otgen.metrics.fid import fid
-    from otgen.metrics.inception_score import inception_score
-
-    scores = {"fid": fid(feat_real, net(images))}
-    if net.is_classifier:
-        is_ = inception_score(net.logits(images))
-        scores.update({"is": is_.mean, "is_std": is_.std})
+        scores.update({f"{k}_{tag}": v for k, v in ev(x, metrics).by_metric().items()})
     return scores

@@ -2,7 +2,7 @@
 
 ``load(name_or_path, split=, n=, seed=, image_size=, root=)`` returns a frozen
 :class:`Dataset`: ``x`` float32 (images ``(N, C, H, W)`` scaled to ``[-1, 1]``, points
-``(N, 2)``), ``y`` int64 labels or ``None``, the :class:`~otgen.engine.method.DataSpec` a method
+``(N, 2)``), ``y`` int64 labels or ``None``, the :class:`~otgen.data.DataSpec` a method
 builds its networks from, and the name. Image files are looked for, in order, in ``root``
 (``--data-root``), ``$OTGEN_DATA`` and ``/usr/share/datasets`` (Debian's ``dataset-*``
 packages); a missing or corrupt file raises :class:`~otgen.errors.DataNotFoundError` /
@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from otgen.data import images as _img
-from otgen.engine.method import DataSpec
+from otgen.data.spec import DataSpec
 from otgen.errors import DataNotFoundError, OTGenError
 from otgen.utils.checks import check_int
 
-__all__ = ["Dataset", "dataset_dir", "list_datasets", "load", "to_unit_range"]
+__all__ = ["DataSpec", "Dataset", "dataset_dir", "list_datasets", "load", "to_unit_range"]
 
 SYSTEM_ROOT = Path("/usr/share/datasets")
 TOY_DEFAULT_N = 100_000  # PacGAN trains on 100,000 points

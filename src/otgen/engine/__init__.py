@@ -1,6 +1,6 @@
 """The training engine: configs, the training loop, checkpoints, EMA, logging, DDP.
 
-Public API (imported lazily, so ``otgen.engine.method`` stays cheap to import for methods)::
+Public API (imported lazily, so ``import otgen.engine`` stays cheap)::
 
     from otgen.engine import TrainConfig, train, resume, load_run
 
@@ -22,6 +22,7 @@ __all__ = [
     "EMAConfig",
     "InMemoryData",
     "TrainConfig",
+    "build_method",
     "config_from_dict",
     "load_config_file",
     "load_run",
@@ -38,6 +39,7 @@ _LAZY = {
     "config_from_dict": "otgen.engine.config",
     "load_config_file": "otgen.engine.config",
     "InMemoryData": "otgen.engine.trainer",
+    "build_method": "otgen.engine.trainer",
     "load_run": "otgen.engine.trainer",
     "read_run": "otgen.engine.trainer",
     "resume": "otgen.engine.trainer",

@@ -2,7 +2,7 @@
 
 A run is one :class:`TrainConfig`. Its keys, as written in a config file::
 
-    method: eotgm              # registry name, or "package.module:Class"
+    method: eotgm              # a name in otgen.methods.METHODS
     params: {eps: 0.5}         # the method's Config fields (or method: {name: x, eps: 0.5})
     data: {name: gauss4, n: 10000, image_size: null, split: train, root: null}
     steps: 2000                # or epochs: 50 (exactly one of the two)
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import json
 import math
 import types
@@ -115,7 +114,7 @@ class TrainConfig:
     def validate_for_run(self) -> TrainConfig:
         """Checks that only matter when training starts (a method, data, a schedule)."""
         if not self.method:
-            raise OTGenError("method: no method given (a registry name or module:Class)")
+            raise OTGenError("method: no method given (a name from otgen.methods.METHODS)")
         if (self.steps is None) == (self.epochs is None):
             raise OTGenError("give exactly one of steps and epochs")
         if not self.out:
@@ -276,27 +275,20 @@ def build_dataclass(cls: type, values: Any, path: str = "") -> Any:
 
 
 def resolve_method(name: str) -> type:
-    """A Method class from a registry name or an importable ``"package.module:Class"``."""
-    from otgen.engine.method import Method
-    from otgen.methods import available_methods, get_method
+    """The Method class registered as ``name`` in :data:`otgen.methods.METHODS`.
 
-    if ":" in name:
-        module, _, attr = name.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise OTGenError(f"method: cannot import {name!r} ({exc})") from None
-    else:
-        names = available_methods()
-        if name not in names:
-            raise OTGenError(
-                f"method: unknown method {name!r}{suggest(name, names)} "
-                f"(available: {', '.join(names) or 'none'})"
-            )
-        cls = get_method(name)
-    if not (isinstance(cls, type) and issubclass(cls, Method)):
-        raise OTGenError(f"method: {name!r} is not an otgen.engine.method.Method subclass")
-    return cls
+    Only otgen's own table is consulted: a config (e.g. a run directory's ``config.json``)
+    can never make otgen import a module, so opening a run is as safe as reading JSON.
+    """
+    from otgen.methods import METHODS
+
+    if not isinstance(name, str) or name not in METHODS:
+        names = sorted(METHODS)
+        raise OTGenError(
+            f"method: unknown method {name!r}{suggest(str(name), names)} "
+            f"(available: {', '.join(names)})"
+        )
+    return METHODS[name]
 
 
 def method_config(config: TrainConfig, method_cls: type | None = None) -> Any:

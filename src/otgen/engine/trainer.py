@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from otgen.data.spec import DataSpec
 from otgen.engine import distributed as D
 from otgen.engine.checkpoint import (
     latest_checkpoint,
@@ -46,8 +47,8 @@ from otgen.engine.config import (
 )
 from otgen.engine.ema import EMA
 from otgen.engine.logging import MetricMeter, RunLogger
-from otgen.engine.method import DataSpec, Method, Phase
 from otgen.errors import CheckpointError, NonFiniteError, OTGenError
+from otgen.methods.base import Method, Phase
 from otgen.utils.device import resolve_device
 from otgen.utils.io import write_json
 from otgen.utils.progress import progress
@@ -256,8 +257,7 @@ class Trainer:
         self.x, self.y = self._data_on_device()
 
         seed_everything(config.seed)
-        cls = resolve_method(config.method)
-        self.method: Method = cls(method_config(config, cls), self.spec, self.device)
+        self.method: Method = build_method(config, self.spec, self.device)
         D.setup_method(self.method, self.info, config.distributed)
         if self.info.rank > 0:  # ranks draw different noise; rank 0 keeps the 1-process stream
             seed_everything(config.seed + 1_000_003 * self.info.rank)
@@ -619,6 +619,21 @@ def resume(run_dir: str | Path, data: Any = None, *, device: str | None = None) 
     return train(config, data, resume=True)
 
 
+def build_method(config: TrainConfig, spec: DataSpec, device: torch.device) -> Method:
+    """The method named by ``config`` built from its validated config.
+
+    If the method starts from another run (``Method.warm_start_run``), that run is loaded
+    here (with the caller's RNG untouched) and handed to the constructor as ``source=``.
+    """
+    cls = resolve_method(config.method)
+    cfg = method_config(config, cls)
+    ref = cls.warm_start_run(cfg)
+    if ref is None:
+        return cls(cfg, spec, device)
+    source, _ = load_run(ref, device)
+    return cls(cfg, spec, device, source=source)
+
+
 def load_run(
     run_dir: str | Path,
     device: str | torch.device = "cpu",
@@ -637,10 +652,9 @@ def load_run(
     if path is None:
         raise CheckpointError(f"{run_dir} has no checkpoint yet")
     ckpt = load_checkpoint(path)
-    cls = resolve_method(config.method)
     devices = [dev] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        method = cls(method_config(config, cls), spec, dev)
+        method = build_method(config, spec, dev)
     apply_state(method, ckpt.state)
     if ema and ckpt.state.get("ema") is not None and method.generator is not None:
         method.generator.load_state_dict(ckpt.state["ema"])

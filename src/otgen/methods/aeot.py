@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from otgen.engine.method import DataSpec, Method, Phase
+from otgen.data.spec import DataSpec
 from otgen.errors import OTGenError
-from otgen.methods import register_method
+from otgen.methods.base import Method, Phase
 from otgen.nets import build_autoencoder
 from otgen.ot import extended_map as em
 from otgen.ot import semidiscrete as sd
@@ -139,7 +139,6 @@ class _IdentityAE(nn.Module):
         return z
 
 
-@register_method("aeot")
 class AEOT(Method):
     """AE-OT (see the module docstring). Nets: ``E`` encoder, ``G`` decoder (the generator).
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from otgen.engine.method import DataSpec, Phase
+from otgen.data.spec import DataSpec
 from otgen.errors import OTGenError
-from otgen.methods import register_method
 from otgen.methods.aeot import AEOT, AEOTConfig
+from otgen.methods.base import Method, Phase
 from otgen.methods.gan import LOSSES, d_loss, g_loss
 from otgen.nets import build_discriminator
 from otgen.utils.checks import check_choice, check_int, check_positive
@@ -149,20 +149,27 @@ def generator_loss(
 
 
 # -- the method ------------------------------------------------------------------------------
-@register_method("aeotgan")
 class AEOTGAN(AEOT):
     """AE-OT-GAN (module docstring). Nets: ``E`` (frozen in "gan"), ``G`` (= decoder), ``D``."""
 
     name = "aeotgan"
     Config = AEOTGANConfig
 
-    def __init__(self, cfg: AEOTGANConfig | None, spec: DataSpec, device: torch.device) -> None:
+    def __init__(
+        self,
+        cfg: AEOTGANConfig | None,
+        spec: DataSpec,
+        device: torch.device,
+        source: Method | None = None,
+    ) -> None:
         cfg = self.Config() if cfg is None else cfg
-        source = None
         if cfg.init_from is not None:
-            from otgen.engine.trainer import load_run
-
-            source, _ = load_run(cfg.init_from, device)
+            # The engine loads the run named by warm_start_run() and passes it as `source`.
+            if source is None:
+                raise OTGenError(
+                    f"init_from={cfg.init_from}: build this method with "
+                    "otgen.engine.build_method, which loads the source run"
+                )
             if not isinstance(source, AEOT) or source.ot is None:
                 raise OTGenError(f"init_from={cfg.init_from}: not a finished aeot run")
             p = source.cfg
@@ -186,6 +193,10 @@ class AEOTGAN(AEOT):
             self.nets["E"].load_state_dict(source.nets["E"].state_dict())
             self.nets["G"].load_state_dict(source.nets["G"].state_dict())
             self.ext_map, self.frozen = source.ext_map, True
+
+    @classmethod
+    def warm_start_run(cls, cfg: AEOTGANConfig | None) -> str | None:
+        return None if cfg is None else cfg.init_from
 
     def phases(self, total_steps: int) -> list[Phase]:
         if self.cfg.init_from is not None:

@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from otgen.engine.method import DataSpec, Method
+from otgen.data.spec import DataSpec
 from otgen.errors import NonFiniteError, OTGenError
-from otgen.methods import register_method
 from otgen.methods._common import frozen, grad_norm
+from otgen.methods.base import Method
 from otgen.utils.checks import check_choice, check_int, check_positive
 
 GRADS = ("plan", "dual")
@@ -128,11 +128,10 @@ def g_loss(w_fake: torch.Tensor) -> torch.Tensor:
 
 
 # -- the method -------------------------------------------------------------------------------
-@register_method("eotgan")
 class EOTGAN(Method):
     """Algorithm 2 of the EOT paper. Nets: ``"G"`` (generator g), ``"F"`` (representation f).
 
-    Follows the latent-generator convention of :mod:`otgen.engine.method` (``latent_dim``,
+    Follows the latent-generator convention of :mod:`otgen.methods.base` (``latent_dim``,
     ``prior``, :meth:`sample_latent`, :meth:`generate`).
     """
 

@@ -37,9 +37,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from otgen.engine.method import DataSpec, Method
+from otgen.data.spec import DataSpec
 from otgen.errors import NonFiniteError, OTGenError
-from otgen.methods import register_method
+from otgen.methods.base import Method
 from otgen.utils.checks import check_choice, check_int, check_positive
 
 UPDATES = ("dual", "plan")
@@ -136,7 +136,6 @@ def build_generator(spec: DataSpec, cfg: Config) -> nn.Module:
 # -- the algorithm ------------------------------------------------------------------------
 
 
-@register_method("eotgm")
 class EOTGM(Method):
     """Algorithm 1 of the EOT paper: minimise W(P, Q_θ) over the generator's parameters."""
 

@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from otgen.engine.method import DataSpec, Method
+from otgen.data.spec import DataSpec
 from otgen.errors import NonFiniteError, OTGenError
-from otgen.methods import register_method
+from otgen.methods.base import Method
 from otgen.nets import KINDS, build_discriminator, build_generator, default_kind
 from otgen.utils.checks import check_choice, check_int, check_positive
 
@@ -222,7 +222,6 @@ class PacGANConfig(GANConfig):
 
 
 # -- the method ----------------------------------------------------------------------------------
-@register_method("gan")
 class GAN(Method):
     """Alternating GAN training (DOT eqs. 3-4) with the loss named by ``cfg.loss``.
 
@@ -375,37 +374,31 @@ def _check_finite(loss: torch.Tensor, what: str) -> None:
 
 
 # -- presets: same algorithm, the papers' hyper-parameters as defaults -------------------------
-@register_method("dcgan")
 class DCGAN(GAN):
     name = "dcgan"
     Config = DCGANConfig
 
 
-@register_method("wgan")
 class WGAN(GAN):
     name = "wgan"
     Config = WGANConfig
 
 
-@register_method("wgan-gp")
 class WGANGP(GAN):
     name = "wgan-gp"
     Config = WGANGPConfig
 
 
-@register_method("sngan")
 class SNGAN(GAN):
     name = "sngan"
     Config = SNGANConfig
 
 
-@register_method("lsgan")
 class LSGAN(GAN):
     name = "lsgan"
     Config = LSGANConfig
 
 
-@register_method("pacgan")
 class PacGAN(GAN):
     name = "pacgan"
     Config = PacGANConfig

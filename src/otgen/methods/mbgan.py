@@ -48,10 +48,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from otgen.engine.method import DataSpec, Method
+from otgen.data.spec import DataSpec
 from otgen.errors import NonFiniteError, OTGenError
-from otgen.methods import register_method
 from otgen.methods._common import frozen, grad_norm
+from otgen.methods.base import Method
 from otgen.utils.checks import check_choice, check_int, check_positive
 
 MARGIN_NORMS = ("mean", "sum")
@@ -150,11 +150,10 @@ def one_hot_planes(labels: torch.Tensor, num_classes: int, like: torch.Tensor) -
 
 
 # -- the method -------------------------------------------------------------------------------
-@register_method("mbgan")
 class MBGAN(Method):
     """Algorithm 1 of the MBGAN paper. Nets ``"G"``, ``"D"`` (D outputs K-dim embeddings).
 
-    Latent convention of :mod:`otgen.engine.method`: ``latent_dim``, ``prior`` (the config's:
+    Latent convention of :mod:`otgen.methods.base`: ``latent_dim``, ``prior`` (the config's:
     "uniform" = U(−1, 1)^d, "normal" = N(0, I), "uniform01" = U(0, 1)^d as in the paper),
     :meth:`sample_latent`, :meth:`generate`, :meth:`embed` (= D(x | y)).
     """
@@ -327,7 +326,6 @@ class ConditionalConfig(Config):
     conditional: bool = True
 
 
-@register_method("mbgan-cond")
 class ConditionalMBGAN(MBGAN):
     name = "mbgan-cond"
     Config = ConditionalConfig

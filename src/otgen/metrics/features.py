@@ -23,7 +23,6 @@ class scores.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -38,17 +37,10 @@ from torch import nn
 from otgen.errors import CheckpointError, DataNotFoundError, OTGenError
 from otgen.utils.checks import check_int
 from otgen.utils.device import resolve_device
+from otgen.utils.io import sha256_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 RANGE_SLACK = 0.1  # inputs may overshoot [-1, 1] by this much (clamped); beyond is an error
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # -- the extractor ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from otgen.errors import CheckpointError, DataNotFoundError
+from otgen.utils.io import sha256_file
 
 WEIGHTS_ENV = "OTGEN_INCEPTION_WEIGHTS"
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -219,8 +220,6 @@ def _strip(keys) -> set[str]:
 def load_fid_inception(weights: str | Path | None = None) -> tuple[FIDInceptionV3, Path, str]:
     """Build :class:`FIDInceptionV3` and load ``weights`` (``.pth`` state dict, read with
     ``weights_only=True``, or ``.safetensors``); returns (net, path, sha256)."""
-    from otgen.metrics.features import sha256_file
-
     source = weights or os.environ.get(WEIGHTS_ENV)
     if not source:
         raise DataNotFoundError(

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from otgen.engine.method import DataSpec
+from otgen.data.spec import DataSpec
 from otgen.errors import OTGenError
 from otgen.nets import mlp
 from otgen.nets.autoencoder import Autoencoder, Encoder, build_autoencoder

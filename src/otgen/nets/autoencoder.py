@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from otgen.engine.method import DataSpec
+from otgen.data.spec import DataSpec
 from otgen.errors import OTGenError
 from otgen.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from otgen.nets.infogan import InfoGANDiscriminator, InfoGANGenerator

@@ -80,21 +80,18 @@ def _draw(method, n: int, seed: int) -> torch.Tensor:
     return torch.cat([method.sample(min(500, n - i)).cpu() for i in range(0, n, 500)])
 
 
-def _scores(images: torch.Tensor, real_feats, test_labels, extractor) -> dict:
-    from otgen.metrics import class_coverage, fid, prd
-
-    with torch.no_grad():
-        feats, logits = extractor(images).cpu(), extractor.logits(images).cpu()
-    cov = class_coverage(logits, test_labels)
-    pr = prd(feats, real_feats)
+def _scores(images: torch.Tensor, evaluator) -> dict:
+    """FID, PRD and class coverage of ``images`` through :mod:`otgen.metrics.evaluate`."""
+    report = evaluator(images, ("fid", "prd", "coverage"))
+    sc, cov, tag = report.scores, report.details["coverage"], report.extractor["name"]
     return {
-        "fid": round(fid(real_feats, feats), 2),
-        "prd_f8": round(pr.f_beta, 3),
-        "prd_f1_8": round(pr.f_beta_inv, 3),
-        "classes": cov.classes_covered,
-        "reverse_kl": round(cov.reverse_kl, 4),
-        "min_class_frac": round(min(cov.fractions), 3),
-        "max_class_frac": round(max(cov.fractions), 3),
+        "fid": round(sc[f"FID-{tag}"], 2),
+        "prd_f8": round(sc[f"PRD-F8-{tag}"], 3),
+        "prd_f1_8": round(sc[f"PRD-F1/8-{tag}"], 3),
+        "classes": cov["classes_covered"],
+        "reverse_kl": round(cov["reverse_kl"], 4),
+        "min_class_frac": round(min(cov["fractions"]), 3),
+        "max_class_frac": round(max(cov["fractions"]), 3),
     }
 
 
@@ -169,16 +166,14 @@ def run(out: Path, quick: bool, seed: int, dev: torch.device) -> dict:
 def _run(out: Path, quick: bool, seed: int, dev: torch.device) -> dict:
     from otgen.engine.checkpoint import list_checkpoints
     from otgen.engine.trainer import load_run
-    from otgen.metrics.features import get_extractor
+    from otgen.metrics.evaluate import Evaluator
     from otgen.viz.images import save_image_grid
 
     s = QUICK if quick else FULL
     out.mkdir(parents=True, exist_ok=True)
     data = load("fashion-mnist", n=s["n_train"], seed=seed)
     test = load("fashion-mnist", split="test", n=s["n_eval"], seed=seed)
-    extractor = get_extractor("fmnist-net", device=str(dev))
-    with torch.no_grad():
-        real_feats = extractor(test.x).cpu()
+    evaluator = Evaluator(test, "fmnist-net", device=str(dev))
     runs = out / "runs"
     rows, figures, times, extra = [], [], {}, {}
 
@@ -252,7 +247,7 @@ def _run(out: Path, quick: bool, seed: int, dev: torch.device) -> dict:
     torch.manual_seed(seed + 3)
     fixed_codes = aeot.sample_codes(8)
     prog_rec, prog_gen = [aeot.decode(aeot.encode(fixed_x)).cpu()], [aeot.decode(fixed_codes).cpu()]
-    fids = [(0, _scores(samples["AE-OT"], real_feats, test.y, extractor)["fid"])]
+    fids = [(0, _scores(samples["AE-OT"], evaluator)["fid"])]
     ckpts = list_checkpoints(runs / "aeotgan" / "checkpoints")
     for step, path in ckpts:
         m, _ = load_run(runs / "aeotgan", dev, checkpoint=path)
@@ -262,7 +257,7 @@ def _run(out: Path, quick: bool, seed: int, dev: torch.device) -> dict:
             fids.append(
                 (
                     step,
-                    _scores(_draw(m, s["n_eval"], seed + 1), real_feats, test.y, extractor)["fid"],
+                    _scores(_draw(m, s["n_eval"], seed + 1), evaluator)["fid"],
                 )
             )
     aeotgan, _ = load_run(runs / "aeotgan", dev)
@@ -288,7 +283,7 @@ def _run(out: Path, quick: bool, seed: int, dev: torch.device) -> dict:
 
     # -- table -----------------------------------------------------------------------------------
     for name, images in samples.items():
-        sc = _scores(images, real_feats, test.y, extractor)
+        sc = _scores(images, evaluator)
         if name == "AE-OT-GAN":
             fids.append((s["gan_steps"], sc["fid"]))
         rows.append({"model": name, "train_s": round(times.get(name, times["AE-OT"]), 1), **sc})

@@ -62,8 +62,8 @@ QUICK = Settings(
 
 def train_wgan_gp(name: str, s: Settings, seed: int, device: torch.device):
     """WGAN-GP with the DOT 2D nets on fresh batches of the toy ``name``; returns the method."""
+    from otgen.data.spec import DataSpec
     from otgen.data.toy import sample
-    from otgen.engine.method import DataSpec
     from otgen.methods import get_method
     from otgen.utils.seeding import seed_everything
 

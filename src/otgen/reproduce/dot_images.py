@@ -73,18 +73,15 @@ def train_gan(preset: str, overrides: dict, data, s: Settings, seed: int, device
 
 
 class Scorer:
-    """FID (against the test set) and IS with one pinned extractor."""
+    """FID (against the test set) and IS with one pinned extractor (``metrics.evaluate``)."""
 
     def __init__(self, name: str, real: torch.Tensor, device) -> None:
-        from otgen.metrics.features import get_extractor
+        from otgen.metrics.evaluate import Evaluator
 
-        self.net = get_extractor(name, device=device)
-        self.feat_real = self.net(real)
+        self.evaluator = Evaluator(real, name, device=device)
 
     def __call__(self, images: torch.Tensor) -> dict[str, float]:
-        from otgen.commands.refine import image_scores
-
-        return image_scores(self.net, self.feat_real, images.cpu())
+        return self.evaluator(images, ("fid", "is")).by_metric()
 
 
 def _latents(pair, n: int, seed: int, labels=None) -> torch.Tensor:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
+from otgen.data.spec import DataSpec
 from otgen.data.toy import modes, sample
-from otgen.engine.method import DataSpec
 from otgen.methods.eotgm import EOTGM, Config
 from otgen.metrics.emd import emd_distance
 from otgen.metrics.modes import N_SAMPLES, mode_metrics

@@ -155,14 +155,11 @@ FID_REAL = 5_000
 
 def _fid(fake: torch.Tensor, real: torch.Tensor, dev: torch.device) -> float | None:
     """FID in the fmnist-net feature space; None when its weights are not available."""
-    try:
-        from otgen.metrics.features import get_extractor
-        from otgen.metrics.fid import fid
+    from otgen.metrics.evaluate import fid_of
 
-        extractor = get_extractor("fmnist-net", device=str(dev))
-        with torch.no_grad():
-            return fid(extractor(real).cpu(), extractor(fake).cpu())
-    except (ImportError, OTGenError):
+    try:
+        return fid_of(fake, real, "fmnist-net", device=str(dev))
+    except OTGenError:
         return None
 
 

@@ -1,5 +1,7 @@
 """The contract between a training algorithm (``otgen.methods``) and the engine.
 
+The engine imports this contract; a method never imports the engine.
+
 A *method* is one paper's algorithm box: its networks, optimisers and the losses of one
 training step. The *engine* (``otgen.engine.trainer``) owns everything else: the config, data
 loading, devices, seeding, checkpoints, logging, EMA and DistributedDataParallel.
@@ -34,18 +36,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class DataSpec:
-    """What a method needs to know about the data to build its networks."""
-
-    shape: tuple[int, ...]  # one sample's shape: (2,) for 2D toys, (C, H, W) for images
-    num_classes: int | None = None  # set for labelled data (conditional methods)
-    value_range: tuple[float, float] = (-1.0, 1.0)  # images are scaled to [-1, 1]
-
-    @property
-    def is_image(self) -> bool:
-        return len(self.shape) == 3
+from otgen.data.spec import DataSpec
 
 
 @dataclass(frozen=True)
@@ -76,6 +67,16 @@ class Method(abc.ABC):
         """Draw ``n`` new samples (no gradient), shaped like the data."""
 
     # -- optional hooks ---------------------------------------------------------------------
+    @classmethod
+    def warm_start_run(cls, cfg: Any) -> str | None:
+        """A finished run directory this method starts from, or None (the default).
+
+        When set, the engine loads that run (:func:`otgen.engine.build_method`) and passes
+        the loaded method to the constructor as ``source=``; methods never load runs
+        themselves, so they do not depend on the engine.
+        """
+        return None
+
     def phases(self, total_steps: int) -> list[Phase]:
         """Training phases; a single phase by default."""
         return [Phase("train", total_steps)]
