@@ -6,7 +6,7 @@ Each subcommand lives in its own module under ``otgen/commands/`` and exposes::
     def add_arguments(parser) -> None           # its flags
     def run(args) -> int | None                 # its work; return value = exit code
 
-Modules are discovered automatically, so adding a command never edits this file. Bad input
+:data:`COMMANDS` lists them (command name -> module); a command is added there. Bad input
 (:class:`otgen.errors.OTGenError`) prints one line ``otgen: error: ...`` and exits with 2.
 """
 
@@ -14,23 +14,25 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
 from collections.abc import Sequence
 
-import otgen.commands
 from otgen import __version__
 from otgen.errors import OTGenError
 
+COMMANDS: dict[str, str] = {
+    "eval": "otgen.commands.eval",
+    "features": "otgen.commands.features",
+    "refine": "otgen.commands.refine",
+    "reproduce": "otgen.commands.reproduce",
+    "resume": "otgen.commands.resume",
+    "sample": "otgen.commands.sample",
+    "train": "otgen.commands.train",
+}
+
 
 def _command_modules() -> dict[str, object]:
-    mods = {}
-    for info in sorted(pkgutil.iter_modules(otgen.commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        mod = importlib.import_module(f"otgen.commands.{info.name}")
-        mods[getattr(mod, "NAME", info.name.replace("_", "-"))] = mod
-    return mods
+    return {name: importlib.import_module(module) for name, module in COMMANDS.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:

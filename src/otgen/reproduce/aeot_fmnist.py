@@ -28,7 +28,7 @@ import torch
 
 from otgen.data import load
 from otgen.methods.aeot import pairwise_codes
-from otgen.reproduce import experiment, one_thread
+from otgen.reproduce import one_thread
 from otgen.reproduce._engine_runs import train_fresh
 from otgen.utils.report import write_report
 
@@ -155,9 +155,6 @@ def _singularity_paths(aeot, n_steps: int = 10) -> tuple[torch.Tensor, dict]:
     return (torch.cat(out) if out else torch.empty(0)), info
 
 
-@experiment(
-    "aeot-fmnist", "AE-OT / AE-OT-GAN vs DCGAN / WGAN-GP on Fashion-MNIST: FID, PRD, coverage"
-)
 @one_thread
 def run(out: Path, quick: bool, seed: int, dev: torch.device) -> dict:
     return _run(out, quick, seed, dev)

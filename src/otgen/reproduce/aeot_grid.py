@@ -36,7 +36,6 @@ from otgen.data import toy
 from otgen.metrics.modes import N_SAMPLES, mode_metrics
 from otgen.ot import extended_map as em
 from otgen.ot import semidiscrete as sd
-from otgen.reproduce import experiment
 from otgen.utils.device import resolve_device
 from otgen.utils.report import fmt_mean_se, write_report
 
@@ -162,7 +161,6 @@ def _figure(panels: list[tuple[str, torch.Tensor, torch.Tensor]], path: Path) ->
     return path
 
 
-@experiment("aeot-grid", "AE-OT Table 2 / Fig. 13: AE-OT vs GAN/PacGAN mode metrics, grid25+ring8")
 def run(out: str, quick: bool, seed: int, device: str) -> dict:
     from otgen.viz.power import plot_interpolation, plot_power_diagram
 

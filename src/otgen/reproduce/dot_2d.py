@@ -26,8 +26,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from otgen.reproduce import experiment
-
 DATASETS = ("gauss25-dot", "swissroll")
 PAPER_EMD = {  # Fig. 3: (G, DOT, naive), mean (std) over 100 trials
     "gauss25-dot": ((0.052, 0.008), (0.052, 0.010), (0.065, 0.011)),
@@ -143,7 +141,6 @@ def plot_fig3(results: dict, path: Path) -> Path:
     return path
 
 
-@experiment("dot-2d", "DOT Fig. 3: WGAN-GP toys, EMD of G vs target DOT vs naive transport")
 def run(out: str, quick: bool, seed: int, device: str) -> dict:
     from otgen.utils.device import resolve_device
     from otgen.utils.report import write_report

@@ -26,8 +26,6 @@ from typing import Any
 
 import torch
 
-from otgen.reproduce import experiment
-
 GANS = {  # label: (preset, config overrides)
     "WGAN-GP": ("wgan-gp", {}),
     "SNGAN(ns)": ("sngan", {"loss": "ns"}),
@@ -151,7 +149,6 @@ def table3(method, score: Scorer, s: Settings, seed: int, out: Path) -> dict:
     return {"rows": rows, "k_per_class": k_class.value.tolist(), "grid": grid}
 
 
-@experiment("dot-images", "DOT Tables 1-3 analogue: latent DOT on Fashion-MNIST DCGANs")
 def run(out: str, quick: bool, seed: int, device: str) -> dict:
     from otgen.data import load
     from otgen.utils.device import resolve_device

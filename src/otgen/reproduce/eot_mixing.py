@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from otgen.data import load
-from otgen.reproduce import experiment, one_thread
+from otgen.reproduce import one_thread
 from otgen.utils.report import write_report
 
 METHODS = ("dcgan", "wgan", "eotgm", "eotgan")
@@ -91,7 +91,6 @@ def _claim(rows: list[dict]) -> str:
     )
 
 
-@experiment("eot-mixing", "EOT paper Fig. 1c-d: IS/FID vs mixing ratio, DCGAN/WGAN/EOTGM/EOTGAN")
 @one_thread
 def run(out_dir: Path, quick: bool, seed: int, dev: torch.device) -> dict:
     from otgen.metrics.features import get_extractor

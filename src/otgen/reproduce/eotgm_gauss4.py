@@ -26,7 +26,7 @@ from otgen.data.toy import modes, sample
 from otgen.methods.eotgm import EOTGM, Config
 from otgen.metrics.emd import emd_distance
 from otgen.metrics.modes import N_SAMPLES, mode_metrics
-from otgen.reproduce import experiment, one_thread
+from otgen.reproduce import one_thread
 from otgen.utils.report import write_report
 from otgen.utils.seeding import seed_everything
 from otgen.viz.points import plot_points
@@ -63,7 +63,6 @@ def _row(label: str, pts: torch.Tensor, real: torch.Tensor) -> dict:
     return row
 
 
-@experiment(NAME, "EOT paper Fig. 1a: EOTGM on four Gaussians")
 # 256 x 256 Sinkhorn iterations are ~0.1 ms of work each: thread synchronisation would dominate
 # (8x slower with 2 threads on a loaded 2-core machine), so train with one thread.
 @one_thread

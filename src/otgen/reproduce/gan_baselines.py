@@ -32,7 +32,7 @@ from otgen.data import load
 from otgen.data.toy import modes
 from otgen.errors import OTGenError
 from otgen.metrics.modes import N_SAMPLES, mode_metrics
-from otgen.reproduce import experiment, one_thread
+from otgen.reproduce import one_thread
 from otgen.reproduce._engine_runs import train_fresh
 from otgen.utils.report import fmt_mean_se, write_report
 
@@ -76,7 +76,6 @@ def _toy_run(dataset: str, pack: int, steps: int, seed: int, dev: torch.device, 
     return mode_metrics(fake, dataset), fake, records[-1]["d_loss"], seconds
 
 
-@experiment("gan-baselines", "AE-OT Table 2 baselines: GAN vs PacGAN mode metrics on grid25/ring8")
 @one_thread  # small nets on a shared CPU: one thread avoids stalls (10x here)
 def run_toys(out_dir: Path, quick: bool, seed: int, dev: torch.device) -> dict:
     from otgen.viz.points import plot_points
@@ -183,7 +182,6 @@ def _plot_curves(curves: dict[str, list[dict[str, float]]], path: Path) -> Path:
     return path
 
 
-@experiment("gan-baselines-fmnist", "DCGAN and WGAN-GP on Fashion-MNIST: samples, losses, FID")
 @one_thread  # small nets on a shared CPU: one thread avoids stalls (10x here)
 def run_fmnist(out_dir: Path, quick: bool, seed: int, dev: torch.device) -> dict:
     from otgen.viz.images import save_image_grid

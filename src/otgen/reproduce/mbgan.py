@@ -30,7 +30,7 @@ import torch
 
 from otgen.data import load
 from otgen.metrics.evaluate import fid_of
-from otgen.reproduce import experiment, one_thread
+from otgen.reproduce import one_thread
 from otgen.utils.report import write_report
 
 FULL = {
@@ -233,7 +233,6 @@ def _conditional(s, seed, dev, out_dir, fit, rows, figures):
     rows.append(row)
 
 
-@experiment("mbgan", "MBGAN paper: samples, FID, D linear probe vs DCGAN, α/K sweeps, Figs. 6, 9")
 @one_thread
 def run(out_dir: Path, quick: bool, seed: int, dev: torch.device) -> dict:
     from otgen.reproduce.gan_baselines import fit
