@@ -149,3 +149,14 @@ def test_init_from_a_finished_aeot_run(tmp_path):
         assert torch.equal(v, gan.nets["E"].state_dict()[k]), k  # frozen encoder
     torch.manual_seed(0)
     assert gan.sample(4).shape == (4, 1, 8, 8)
+
+
+@pytest.mark.parametrize("key", ["gan_beta1", "gan_beta2"])
+def test_gan_betas_outside_unit_interval_are_one_line_errors(tmp_path, capsys, key):
+    from otgen.cli import main
+
+    args = ["train", "aeotgan", "--data", "digits", "--out", str(tmp_path / "r"), "--steps", "1"]
+    assert main([*args, "--set", f"method.{key}=1.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("otgen: error:") and key in err[0]
+    assert not (tmp_path / "r").exists()

@@ -59,7 +59,7 @@ class ScaledLinear(nn.Module):
         return self.scale[c] * (x @ self.w)
 
 
-def identity_pair(D: nn.Module, dim: int = 2, prior: str = "gaussian") -> GANPair:
+def identity_pair(D: nn.Module, dim: int = 2, prior: str = "normal") -> GANPair:
     return GANPair.from_modules(nn.Identity(), D, latent_shape=dim, prior=prior, device="cpu")
 
 
@@ -273,7 +273,7 @@ def test_pair_from_a_trained_gan_method():
     assert res.z.abs().max() <= 1  # the uniform prior of the method is respected
     cond = cls(cls.Config(arch="mlp", conditional=True), spec, torch.device("cpu"))
     cpair = GANPair.from_method(cond)
-    assert cpair.prior == "gaussian" and cpair.num_classes == 3
+    assert cpair.prior == "normal" and cpair.num_classes == 3
     est = estimate_lipschitz(cpair, "latent", num_classes=3, n_pairs=5, n_repeats=2)
     assert est.value.shape == (3,)
     # Table 2: G of one GAN with the discriminator of another.

@@ -191,3 +191,23 @@ def test_points_and_tiny_batches_are_rejected():
         MBGAN(Config(), DataSpec(shape=(2,)), CPU)
     with pytest.raises(OTGenError, match="at least 2"):
         _method().train_step(_images(1), None, 0)
+
+
+def test_latent_dot_keeps_an_mbgan_latent_in_its_unit_cube():
+    """One prior vocabulary: DOT reads MBGAN's "uniform01" and clips z to [0, 1]^d."""
+    from otgen.methods.dot import GANPair, latent_dot
+
+    class Push(torch.nn.Module):  # a steep critic: its gradient drives z far from z_y
+        def forward(self, x):
+            return 1e4 * x.flatten(1).sum(1)
+
+    torch.manual_seed(0)
+    m = _method(prior="uniform01", latent_dim=6)
+    assert GANPair.from_method(m).prior == "uniform01"
+    pair = GANPair.from_method(m, D=Push())
+    z = m.sample_latent(5)
+    assert z.min() >= 0 and z.max() <= 1
+    res = latent_dot(pair, z, 1.0, steps=4, lr=1.0)
+    assert res.z.min() >= 0 and res.z.max() <= 1
+    free = latent_dot(pair, z, 1.0, steps=4, lr=1.0, prior="none")
+    assert free.z.min() < 0 or free.z.max() > 1

@@ -1,13 +1,43 @@
-"""Small helpers shared by several algorithm files (not an algorithm; skipped by discovery)."""
+"""Small helpers shared by the algorithm files: eval-mode blocks, frozen players, Adam betas."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
+
+from otgen.errors import OTGenError
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """``modules`` in eval mode inside the block (sampling, encoding: BatchNorm uses its running
+    statistics and they do not move); every submodule's own mode is restored on exit."""
+    modes = [(sub, sub.training) for m in modules for sub in m.modules()]
+    try:
+        for m in modules:
+            m.eval()
+        yield
+    finally:
+        for sub, flag in modes:
+            sub.training = flag
+
+
+def check_betas(**betas: float | tuple[float, float]) -> None:
+    """Adam's decay rates (Kingma & Ba 2015, Alg. 1) must lie in [0, 1); a pair is (β1, β2)."""
+
+    def ok(b: object) -> bool:
+        return isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0
+
+    for name, value in betas.items():
+        if isinstance(value, (tuple, list)):
+            if len(value) != 2 or not all(ok(b) for b in value):
+                raise OTGenError(f"{name} must be two numbers in [0, 1), got {value!r}")
+        elif not ok(value):
+            raise OTGenError(f"{name} must be in [0, 1), got {value}")
 
 
 @contextmanager
@@ -18,19 +48,17 @@ def frozen(*modules: nn.Module, eval_mode: bool = False) -> Iterator[None]:
     DOT: BatchNorm statistics must not move); flags and modes are restored on exit, even on
     error. Parameters shared between modules are handled once."""
     params = {id(p): (p, p.requires_grad) for m in modules for p in m.parameters()}
-    modes = [(sub, sub.training) for m in modules for sub in m.modules()] if eval_mode else []
     try:
         for p, _ in params.values():
             p.requires_grad_(False)
-        if eval_mode:
-            for m in modules:
-                m.eval()
-        yield
+        with _eval_mode(*modules) if eval_mode else nullcontext():
+            yield
     finally:
         for p, flag in params.values():
             p.requires_grad_(flag)
-        for sub, flag in modes:
-            sub.training = flag
+
+
+_eval_mode = eval_mode  # `frozen`'s keyword argument shadows the name inside it
 
 
 def grad_norm(net: nn.Module) -> float:

@@ -33,6 +33,7 @@ from torch import nn
 
 from otgen.data.spec import DataSpec
 from otgen.errors import OTGenError
+from otgen.methods._common import check_betas, eval_mode
 from otgen.methods.base import Method, Phase
 from otgen.nets import build_autoencoder
 from otgen.ot import extended_map as em
@@ -111,9 +112,7 @@ class AEOTConfig:
         for name in ("refine_at", "plateau_patience", "ot_targets", "ext_samples"):
             if getattr(self, name) is not None:
                 check_int(getattr(self, name), name, minimum=0 if name == "refine_at" else 1)
-        for name in ("beta1", "beta2"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise OTGenError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        check_betas(beta1=self.beta1, beta2=self.beta2)
 
 
 def autoencoder_loss(
@@ -222,13 +221,8 @@ class AEOT(Method):
 
     def _encoder_eval(self, fn, *args):
         """Run ``fn`` with the encoder in eval mode (fixed BatchNorm statistics)."""
-        E = self.nets["E"]
-        was = E.training
-        E.eval()
-        try:
+        with eval_mode(self.nets["E"]):
             return fn(*args)
-        finally:
-            E.train(was)
 
     def _watch_plateau(self, value: float) -> None:
         """Freeze the encoder once the running mean loss stops improving (AE-OT §6.1)."""
@@ -247,25 +241,17 @@ class AEOT(Method):
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Latent codes (eval mode: BatchNorm running statistics), in chunks."""
-        was = self.ae.training
-        self.ae.eval()
-        try:
+        with eval_mode(self.ae):
             out = [
                 self.ae.encode(x[i : i + _ENCODE_CHUNK].to(self.device))
                 for i in range(0, len(x), _ENCODE_CHUNK)
             ]
-        finally:
-            self.ae.train(was)
         return torch.cat(out)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        was = self.ae.training
-        self.ae.eval()
-        try:
+        with eval_mode(self.ae):
             return self.ae.decode(z.to(self.device).float())
-        finally:
-            self.ae.train(was)
 
     def ot_target_codes(self, data: torch.Tensor) -> torch.Tensor:
         """The codes of ``ot_targets`` training samples (a seeded subset; all when None)."""

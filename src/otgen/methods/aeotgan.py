@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from otgen.data.spec import DataSpec
 from otgen.errors import OTGenError
+from otgen.methods._common import check_betas
 from otgen.methods.aeot import AEOT, AEOTConfig
 from otgen.methods.base import Method, Phase
 from otgen.methods.gan import LOSSES, d_loss, g_loss
@@ -73,6 +74,7 @@ class AEOTGANConfig(AEOTConfig):
         check_positive(self.lr_g, "lr_g")
         check_positive(self.lr_d, "lr_d")
         check_int(self.g_steps, "g_steps")
+        check_betas(gan_beta1=self.gan_beta1, gan_beta2=self.gan_beta2)
         if not 0.0 < self.gan_fraction <= 1.0:
             raise OTGenError(f"gan_fraction must be in (0, 1], got {self.gan_fraction}")
         for name in ("adv_weight", "content_weight"):

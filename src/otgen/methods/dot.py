@@ -42,9 +42,12 @@ from torch import nn
 
 from otgen.errors import NonFiniteError, OTGenError
 from otgen.methods._common import frozen
+from otgen.methods.latent import PRIORS as LATENT_PRIORS
+from otgen.methods.latent import SUPPORT, draw_latent
 from otgen.utils.checks import as_tensor, check_choice, check_finite, check_int, check_positive
 
-PRIORS = ("gaussian", "uniform", "none")
+# The methods' prior vocabulary plus "none" (no constraint on the transported latent).
+PRIORS = (*LATENT_PRIORS, "none")
 PROJECTIONS = ("tangent", "reference", "none")
 OPTIMIZERS = ("adam", "sgd")
 
@@ -76,7 +79,7 @@ class GANPair:
         D: nn.Module,
         *,
         latent_shape: int | tuple[int, ...],
-        prior: str = "gaussian",
+        prior: str = "normal",
         num_classes: int | None = None,
         device: str | torch.device | None = None,
     ) -> GANPair:
@@ -89,7 +92,7 @@ class GANPair:
         device = torch.device(device)
 
         def sample_latent(n: int, labels: Tensor | None = None) -> Tensor:
-            return _draw_prior(prior, (n, *shape), device)
+            return draw_latent(prior, (n, *shape), device)
 
         return cls(
             generate=lambda z, c=None: _call(G, z, c),
@@ -138,16 +141,9 @@ def method_is_conditional(method: Any) -> bool:
 
 
 def _method_prior(method: Any) -> str:
-    """The latent prior a method draws from, normalised to one of :data:`PRIORS`."""
-    raw = str(getattr(method, "prior", getattr(method.cfg, "prior", "normal"))).lower()
-    # otgen.methods.gan names them "normal" (N(0, I)) and "uniform" (U(-1, 1)^d).
-    return {"normal": "gaussian", "gaussian": "gaussian", "uniform": "uniform"}.get(raw, "none")
-
-
-def _draw_prior(prior: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
-    if prior == "uniform":
-        return torch.rand(shape, device=device) * 2 - 1
-    return torch.randn(shape, device=device)
+    """The latent prior a method draws from (:data:`otgen.methods.latent.PRIORS`)."""
+    prior = str(getattr(method, "prior", getattr(method.cfg, "prior", "normal")))
+    return check_choice(prior, "prior", LATENT_PRIORS)
 
 
 def _call(net: nn.Module, x: Tensor, labels: Tensor | None) -> Tensor:
@@ -450,9 +446,10 @@ def latent_dot(
     """Algorithm 2 (and 3 with ``labels``): z ← argmin_z ‖z − z_y + δ‖₂ − D(G(z|c)|c)/k_eff(c).
 
     ``k`` is a scalar (eq. 21, or the shortcut k = 1) or one value per class (eq. 26).
-    ``prior`` (default: the pair's) keeps z on the prior's support: for ``"gaussian"`` the
-    gradient is projected (``projection``, see :func:`project_gaussian`), for ``"uniform"`` z
-    is clipped to [−1, 1] after each update. Defaults: SGD lr 0.01, 20 updates (Table 1).
+    ``prior`` (default: the pair's) keeps z on the prior's support: for ``"normal"`` the
+    gradient is projected (``projection``, see :func:`project_gaussian`), for a uniform prior
+    z is clipped to its box (``otgen.methods.latent.SUPPORT``) after each update. Defaults:
+    SGD lr 0.01, 20 updates (Table 1).
     """
     steps = _check_common(steps, lr, delta, optimizer)
     prior = check_choice(prior or pair.prior, "prior", PRIORS)
@@ -460,8 +457,9 @@ def latent_dot(
     z = _samples(z, "z", pair.device)
     labels = _check_labels(pair, labels, z.shape[0])
     kn = _as_constant(k, labels, z.shape[0]).to(pair.device)
-    project = (lambda g, v: project_gaussian(g, v, projection)) if prior == "gaussian" else None
-    clip = (lambda v: v.clamp_(-1.0, 1.0)) if prior == "uniform" else None
+    project = (lambda g, v: project_gaussian(g, v, projection)) if prior == "normal" else None
+    box = SUPPORT.get(prior)
+    clip = (lambda v: v.clamp_(*box)) if box is not None else None
     zs, xs, x0s, hist = [], [], [], []
     with frozen(*pair.modules, eval_mode=True):
         for sl in _chunks(z.shape[0], check_int(batch_size, "batch_size")):

@@ -37,7 +37,7 @@ from torch import nn
 
 from otgen.data.spec import DataSpec
 from otgen.errors import NonFiniteError, OTGenError
-from otgen.methods._common import frozen, grad_norm
+from otgen.methods._common import check_betas, eval_mode, frozen, grad_norm
 from otgen.methods.base import Method
 from otgen.utils.checks import check_choice, check_int, check_positive
 
@@ -77,8 +77,7 @@ class Config:
             check_int(getattr(self, name), name)
         if self.width is not None:
             check_int(self.width, "width")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise OTGenError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        check_betas(betas=self.betas)
         object.__setattr__(self, "betas", tuple(self.betas))  # YAML lists -> hashable tuple
 
 
@@ -181,13 +180,8 @@ class EOTGAN(Method):
 
     @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        G = self.nets["G"]
-        was_training = G.training
-        G.eval()
-        try:
+        with eval_mode(self.nets["G"]):
             return self.generate(self.sample_latent(check_int(n, "n")))
-        finally:
-            G.train(was_training)
 
     # -- Algorithm 2 ----------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None, step: int) -> dict[str, float]:

@@ -39,6 +39,7 @@ from torch import nn
 
 from otgen.data.spec import DataSpec
 from otgen.errors import NonFiniteError, OTGenError
+from otgen.methods._common import check_betas, eval_mode
 from otgen.methods.base import Method
 from otgen.utils.checks import check_choice, check_int, check_positive
 
@@ -84,8 +85,7 @@ class Config:
         check_int(self.sinkhorn_max_iter, "sinkhorn_max_iter")
         for width in self.hidden:
             check_int(width, "hidden width")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise OTGenError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        check_betas(betas=self.betas)
         # configs from YAML/CLI carry lists: store tuples so the config stays hashable
         object.__setattr__(self, "hidden", tuple(self.hidden))
         object.__setattr__(self, "betas", tuple(self.betas))
@@ -214,11 +214,6 @@ class EOTGM(Method):
 
     @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        g = self.nets["G"]
-        was_training = g.training
-        g.eval()
-        try:
-            out = g(self._latent(check_int(n, "n")))
-        finally:
-            g.train(was_training)
+        with eval_mode(self.nets["G"]):
+            out = self.nets["G"](self._latent(check_int(n, "n")))
         return out.reshape(n, *self.spec.shape)

@@ -38,12 +38,13 @@ from torch import nn
 
 from otgen.data.spec import DataSpec
 from otgen.errors import NonFiniteError, OTGenError
+from otgen.methods._common import check_betas, eval_mode
 from otgen.methods.base import Method
+from otgen.methods.latent import PRIORS, draw_latent
 from otgen.nets import KINDS, build_discriminator, build_generator, default_kind
 from otgen.utils.checks import check_choice, check_int, check_positive
 
 LOSSES = ("ns", "minimax", "hinge", "wgan", "wgan-gp", "lsgan")
-PRIORS = ("normal", "uniform")
 OPTIMIZERS = ("adam", "rmsprop")
 
 
@@ -152,10 +153,7 @@ class GANConfig:
         check_positive(self.gp_weight, "gp_weight")
         if self.clip is not None:
             check_positive(self.clip, "clip")
-        for name in ("beta1", "beta2"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise OTGenError(f"{name} must be in [0, 1), got {value}")
+        check_betas(beta1=self.beta1, beta2=self.beta2)
         if self.conditional and self.pack > 1:
             raise OTGenError("conditional=True cannot be combined with pack > 1")
 
@@ -277,10 +275,7 @@ class GAN(Method):
     # -- latents and sampling -------------------------------------------------------------------
     def sample_latent(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` latents from the prior on ``self.device`` (labels do not change the prior)."""
-        shape = (n, self.latent_dim)
-        if self.prior == "uniform":
-            return torch.rand(shape, device=self.device) * 2 - 1
-        return torch.randn(shape, device=self.device)
+        return draw_latent(self.prior, (n, self.latent_dim), self.device)
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``G(z | labels)``, differentiable in ``z`` (DOT's latent transport needs that)."""
@@ -298,14 +293,8 @@ class GAN(Method):
             labels = torch.randint(self.num_classes, (n,), device=self.device)
         if labels is not None and labels.shape != (n,):
             raise OTGenError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
-        G = self.nets["G"]
-        was_training = G.training
-        G.eval()
-        try:
-            with torch.no_grad():
-                return self.generate(self.sample_latent(n, labels), labels)
-        finally:
-            G.train(was_training)
+        with eval_mode(self.nets["G"]), torch.no_grad():
+            return self.generate(self.sample_latent(n, labels), labels)
 
     # -- one step ------------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None, step: int) -> dict[str, float]:

@@ -50,12 +50,12 @@ import torch.nn.functional as F
 
 from otgen.data.spec import DataSpec
 from otgen.errors import NonFiniteError, OTGenError
-from otgen.methods._common import frozen, grad_norm
+from otgen.methods._common import check_betas, eval_mode, frozen, grad_norm
 from otgen.methods.base import Method
+from otgen.methods.latent import PRIORS, draw_latent
 from otgen.utils.checks import check_choice, check_int, check_positive
 
 MARGIN_NORMS = ("mean", "sum")
-PRIORS = ("uniform", "normal", "uniform01")  # U(-1, 1)^d, N(0, I), the paper's U(0, 1)^d
 TINY = 1e-12  # inside the square root of d: its gradient at d = 0 would be infinite
 
 
@@ -100,9 +100,7 @@ class Config:
             check_positive(getattr(self, name), name)
         if not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha < float("inf"):
             raise OTGenError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
-        for name in ("beta1", "beta2"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise OTGenError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        check_betas(beta1=self.beta1, beta2=self.beta2)
 
 
 # -- eqs. (1)-(4) as pure functions ------------------------------------------------------------
@@ -202,11 +200,7 @@ class MBGAN(Method):
     # -- latents, labels, sampling --------------------------------------------------------------
     def sample_latent(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` latents from ``prior`` (labels do not change it)."""
-        shape = (n, self.latent_dim)
-        if self.prior == "normal":
-            return torch.randn(shape, device=self.device)
-        u = torch.rand(shape, device=self.device)  # the paper's z ~ U(0, 1)
-        return u if self.prior == "uniform01" else 2 * u - 1  # centred: see "Latent prior"
+        return draw_latent(self.prior, (n, self.latent_dim), self.device)  # see "Latent prior"
 
     def _labels(self, labels: torch.Tensor | None, n: int) -> torch.Tensor | None:
         if not self.conditional:
@@ -239,14 +233,8 @@ class MBGAN(Method):
         n = check_int(n, "n")
         if self.conditional and labels is None:
             labels = torch.randint(self.num_classes, (n,), device=self.device)
-        G = self.nets["G"]
-        was_training = G.training
-        G.eval()
-        try:
-            with torch.no_grad():
-                return self.generate(self.sample_latent(n), labels)
-        finally:
-            G.train(was_training)
+        with eval_mode(self.nets["G"]), torch.no_grad():
+            return self.generate(self.sample_latent(n), labels)
 
     # -- Algorithm 1 ---------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None, step: int) -> dict[str, float]:
