@@ -141,3 +141,19 @@ def test_epochs_schedule_samples_and_load_run(tmp_path):
 def test_batch_larger_than_data_is_an_error(tmp_path):
     with pytest.raises(OTGenError, match="larger than the data set"):
         train(tiny_config(tmp_path / "r", batch_size=300), tiny_data(n=100))
+
+
+def test_config_json_records_the_settings_the_method_resolved(tmp_path):
+    """EOTGM's None defaults (latent_dim, eps, optimizer, lr) are written as the values used."""
+    from otgen.engine import train
+
+    cfg = {"method": "eotgm", "data": {"name": "gauss4", "n": 64}, "steps": 1,
+           "batch_size": 32, "device": "cpu", "out": str(tmp_path / "run"), "n_samples": 16}  # fmt: skip
+    run = train(cfg)
+    params = json.loads((run / "config.json").read_text())["config"]["params"]
+    assert params["latent_dim"] == 2 and params["optimizer"] == "adam"
+    assert params["lr"] == 5e-4 and params["eps"] == 0.5
+    resolved = {"latent_dim", "eps", "optimizer", "lr"}
+    assert all(params[k] is not None for k in resolved)
+    # the run resumes with the config it was started from (None = "let the method choose")
+    assert train(cfg, resume=True) == run

@@ -19,6 +19,7 @@ bit on CPU, as an uninterrupted run. ``step`` passed to ``train_step`` is the gl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -258,6 +259,11 @@ class Trainer:
 
         seed_everything(config.seed)
         self.method: Method = build_method(config, self.spec, self.device)
+        # config.json records what the run trains with: the method's resolved settings
+        # (e.g. EOTGM's latent_dim/optimizer/lr chosen for the data), never None.
+        self.config = config = resolved_config(config, self.method)
+        if resume and (self.run_dir / CONFIG_FILE).exists():
+            self._check_same_config()
         D.setup_method(self.method, self.info, config.distributed)
         if self.info.rank > 0:  # ranks draw different noise; rank 0 keeps the 1-process stream
             seed_everything(config.seed + 1_000_003 * self.info.rank)
@@ -293,13 +299,19 @@ class Trainer:
                 f"{self.run_dir} already holds a run; continue it with "
                 f"`otgen resume --run {self.run_dir}` or choose another --out"
             )
-        if resume and cfg_path.exists():
-            stored, _ = read_run(self.run_dir)
-            diff = _config_diff(stored, self.config)
-            if diff:
-                raise OTGenError(
-                    f"cannot resume {self.run_dir}: config differs in {', '.join(diff[:5])}"
-                )
+
+    def _check_same_config(self) -> None:
+        stored, _ = read_run(self.run_dir)
+        # runs written before configs were stored resolved hold None for resolved fields
+        params = {
+            k: self.config.params.get(k) if v is None else v for k, v in stored.params.items()
+        }
+        stored = stored.replace(params=params)
+        diff = _config_diff(stored, self.config)
+        if diff:
+            raise OTGenError(
+                f"cannot resume {self.run_dir}: config differs in {', '.join(diff[:5])}"
+            )
 
     def _data_on_device(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         x, y = self.data.x, self.data.y
@@ -617,6 +629,15 @@ def resume(run_dir: str | Path, data: Any = None, *, device: str | None = None) 
     config, _ = read_run(run_dir)
     config = config.replace(out=str(run_dir), **({"device": device} if device else {}))
     return train(config, data, resume=True)
+
+
+def resolved_config(config: TrainConfig, method: Method) -> TrainConfig:
+    """``config`` with ``params`` read back from the built method's (resolved) config."""
+    cfg = method.cfg
+    if cfg is None or not dataclasses.is_dataclass(cfg):
+        return config
+    params = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    return config.replace(params=params)
 
 
 def build_method(config: TrainConfig, spec: DataSpec, device: torch.device) -> Method:
