@@ -147,8 +147,8 @@ def test_config_json_records_the_settings_the_method_resolved(tmp_path):
     """EOTGM's None defaults (latent_dim, eps, optimizer, lr) are written as the values used."""
     from otgen.engine import train
 
-    cfg = {"method": "eotgm", "data": {"name": "gauss4", "n": 64}, "steps": 1,
-           "batch_size": 32, "device": "cpu", "out": str(tmp_path / "run"), "n_samples": 16}  # fmt: skip
+    cfg = {"method": "eotgm", "data": {"name": "gauss4", "n": 64}, "steps": 1, "batch_size": 32,
+           "device": "cpu", "out": str(tmp_path / "run"), "n_samples": 16}  # fmt: skip
     run = train(cfg)
     params = json.loads((run / "config.json").read_text())["config"]["params"]
     assert params["latent_dim"] == 2 and params["optimizer"] == "adam"

@@ -19,7 +19,7 @@ generator, whose bias-free projection z -> 7x7 maps is followed by a *per-channe
 the non-zero mean E[z] = ½·1 becomes a sample-independent 7x7 pattern that BatchNorm does not
 remove (it varies over positions), so at initialisation the shared part of the projection
 outweighs the per-sample part, and every run with U(0, 1) collapsed to one or two digit
-classes (``otgen reproduce mbgan-collapse``; a plain DCGAN does the same). The default
+classes (``benchmarks/studies/mbgan_collapse.py``; a plain DCGAN does the same). The default
 ``"uniform"`` draws z ~ U(−1, 1)^100 = 2·U(0, 1) − 1 (DCGAN's prior, the affine image of the
 paper's z): the same runs cover all 10 classes. ``"normal"`` (N(0, I)) behaves the same.
 
