@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import random
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +52,7 @@ from otgen.methods.base import Method, Phase
 from otgen.utils.device import resolve_device
 from otgen.utils.io import write_json
 from otgen.utils.progress import progress
-from otgen.utils.seeding import seed_everything
+from otgen.utils.seeding import capture_rng, restore_rng, seed_everything
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -146,37 +145,6 @@ class BatchSampler:
     def state(self, step: int) -> dict[str, int]:
         epoch, pos = self.position(step)
         return {"epoch": epoch, "position": pos, "seed": self.seed}
-
-
-# -- RNG states as JSON-able lists + a torch tensor ---------------------------------------
-
-
-def capture_rng() -> dict[str, Any]:
-    py = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": [py[0], list(py[1]), py[2]],
-        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = list(torch.cuda.get_rng_state_all())
-    return state
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    try:
-        py, npy = state["python"], state["numpy"]
-        random.setstate((int(py[0]), tuple(int(v) for v in py[1]), py[2]))
-        keys = np.asarray(npy[1], dtype=np.uint32)
-        np.random.set_state((str(npy[0]), keys, int(npy[2]), int(npy[3]), float(npy[4])))
-        torch.set_rng_state(state["torch"].to(torch.uint8))
-        if "cuda" in state and torch.cuda.is_available():
-            cuda = state["cuda"][: torch.cuda.device_count()]
-            for i, s in enumerate(cuda):
-                torch.cuda.set_rng_state(s.to(torch.uint8), i)
-    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"checkpoint has an invalid RNG state ({exc})") from None
 
 
 # -- run directory ------------------------------------------------------------------------
