@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import http.server
 import threading
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -18,9 +19,9 @@ PAYLOAD = bytes(np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    drop_first: set[str] = set()  # paths whose first GET sends half the body, then hangs up
-    ranges: list[str | None] = []
+    files: ClassVar[dict[str, bytes]] = {}
+    drop_first: ClassVar[set[str]] = set()  # first GET of these sends half the body, hangs up
+    ranges: ClassVar[list[str | None]] = []
 
     def do_GET(self):
         name = self.path.lstrip("/")
@@ -81,7 +82,7 @@ def test_wrong_checksum_leaves_no_file(server, tmp_path):
     base, h = server
     h.files["a.bin"] = PAYLOAD
     bad = fetch.RemoteFile(f"{base}/a.bin", md5="0" * 32)
-    with pytest.raises(fetch.FetchError, match="corrupt.*md5"):
+    with pytest.raises(fetch.FetchError, match=r"corrupt.*md5"):
         fetch.download(bad, tmp_path / "a.bin", progress=False)
     assert list(tmp_path.iterdir()) == []
 
