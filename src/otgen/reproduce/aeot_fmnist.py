@@ -86,7 +86,7 @@ def _scores(images: torch.Tensor, real_feats, test_labels, extractor) -> dict:
     with torch.no_grad():
         feats, logits = extractor(images).cpu(), extractor.logits(images).cpu()
     cov = class_coverage(logits, test_labels)
-    pr = prd(feats, real_feats)
+    pr = prd(feat_real=real_feats, feat_fake=feats, enforce_balance=False)
     return {
         "fid": round(fid(real_feats, feats), 2),
         "prd_f8": round(pr.f_beta, 3),
