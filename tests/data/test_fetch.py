@@ -214,3 +214,8 @@ def test_tar_archive_is_unpacked_into_root(server, tmp_path, monkeypatch):
     fetch.fetch_dataset("cifar10", tmp_path, base_url=base, progress=False)
     assert (tmp_path / "cifar-10-batches-py" / "readme.txt").read_bytes() == b"hello"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".extract")]
+    # A second fetch neither downloads nor unpacks again (the user's edit survives).
+    (tmp_path / "cifar-10-batches-py" / "readme.txt").write_bytes(b"kept")
+    fetch.fetch_dataset("cifar10", tmp_path, base_url=base, progress=False)
+    assert (tmp_path / "cifar-10-batches-py" / "readme.txt").read_bytes() == b"kept"
+    assert len(h.ranges) == 1

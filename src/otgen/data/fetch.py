@@ -319,8 +319,10 @@ def fetch_dataset(
     for f in ds.files:
         f = with_base_url(f, base_url)
         path = download(f, folder / f.filename, progress=progress)
-        if f.extract:
+        marker = folder / f".{f.filename}.unpacked"  # skip re-unpacking gigabytes on a re-run
+        if f.extract and not marker.is_file():
             _extract(path, root)
+            marker.touch()
     return folder
 
 
