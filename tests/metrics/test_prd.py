@@ -53,8 +53,8 @@ def _two_blobs(rng, n, which=(0, 1)):
 def test_mode_dropping_lowers_recall_not_precision():
     rng = np.random.default_rng(0)
     real = _two_blobs(rng, 500)
-    same = prd(_two_blobs(rng, 500), real, num_runs=2)
-    dropped = prd(_two_blobs(rng, 500, which=(0,)), real, num_runs=2)
+    same = prd(feat_real=real, feat_fake=_two_blobs(rng, 500), num_runs=2)
+    dropped = prd(feat_real=real, feat_fake=_two_blobs(rng, 500, which=(0,)), num_runs=2)
     assert same.f_beta > 0.9 and same.f_beta_inv > 0.9
     assert dropped.f_beta_inv > 0.9  # everything generated is realistic ...
     assert dropped.f_beta < 0.6  # ... but half the data is never produced
@@ -64,7 +64,8 @@ def test_mode_dropping_lowers_recall_not_precision():
 def test_same_seed_same_curve(tmp_path):
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(200, 3)), rng.normal(size=(200, 3)) + 0.5
-    a, b = prd(x, y, num_runs=2, seed=3), prd(x, y, num_runs=2, seed=3)
+    kw = dict(feat_real=y, feat_fake=x, num_runs=2, seed=3)
+    a, b = prd(**kw), prd(**kw)
     np.testing.assert_array_equal(a.precision, b.precision)
     assert (a.f_beta, a.f_beta_inv) == (b.f_beta, b.f_beta_inv)
     png = plot_prd({"shifted": a}, tmp_path / "prd.png")
@@ -77,8 +78,8 @@ def test_bad_inputs_raise():
     with pytest.raises(OTGenError, match="different numbers of bins"):
         prd_from_histograms([1.0], [0.5, 0.5])
     with pytest.raises(OTGenError, match="different feature dimensions"):
-        prd(np.zeros((50, 2)), np.zeros((50, 3)))
+        prd(feat_real=np.zeros((50, 3)), feat_fake=np.zeros((50, 2)))
     with pytest.raises(OTGenError, match="at least 20"):
-        prd(np.zeros((10, 2)), np.zeros((50, 2)))
+        prd(feat_real=np.zeros((50, 2)), feat_fake=np.zeros((10, 2)))
     with pytest.raises(OTGenError, match="NaN"):
-        prd(np.full((50, 2), np.nan), np.zeros((50, 2)))
+        prd(feat_real=np.zeros((50, 2)), feat_fake=np.full((50, 2), np.nan))

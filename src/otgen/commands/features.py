@@ -1,4 +1,4 @@
-"""``otgen features train | info | list``: the pinned feature extractors behind FID & co."""
+"""``otgen features train | info | list | fetch``: the pinned feature extractors behind FID & co."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument("name")
     info.add_argument("--weights", default=None, help="weights file (inception-v3)")
     sub.add_parser("list", help="list registered extractors")
+    fe = sub.add_parser("fetch", help="download and cache pretrained weights (inception-v3)")
+    fe.add_argument("name", choices=["inception-v3"])
+    fe.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,4 +61,10 @@ def run(args: argparse.Namespace) -> int:
         for name in feats.available_extractors():
             print(name)
         return 0
-    raise OTGenError("choose an action: train, info or list")
+    if args.action == "fetch":
+        from otgen.data.fetch import fetch_inception_weights
+
+        path = fetch_inception_weights(progress=not args.no_progress)
+        print(f"{args.name}: weights in {path} (found there automatically from now on)")
+        return 0
+    raise OTGenError("choose an action: train, info, list or fetch")

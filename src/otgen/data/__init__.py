@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from otgen.data import images as _img
+from otgen.data.fetch import fetch_command
 from otgen.data.spec import DataSpec
 from otgen.errors import DataNotFoundError, OTGenError
+from otgen.utils.cache import datasets_dir
 from otgen.utils.checks import check_int
 
 __all__ = ["DataSpec", "Dataset", "dataset_dir", "list_datasets", "load", "to_unit_range"]
@@ -134,7 +136,7 @@ def _roots(root: str | Path | None) -> list[Path]:
     roots = [Path(root)] if root else []
     if os.environ.get("OTGEN_DATA"):
         roots.append(Path(os.environ["OTGEN_DATA"]))
-    return [*roots, SYSTEM_ROOT]
+    return [*roots, datasets_dir(), SYSTEM_ROOT]  # datasets_dir: where `otgen data fetch` puts them
 
 
 def dataset_dir(name: str, *, split: str = "train", root: str | Path | None = None) -> Path:
@@ -150,6 +152,7 @@ def dataset_dir(name: str, *, split: str = "train", root: str | Path | None = No
                 return d
         tried.append(str(r / src.subdirs[0]))
     hint = f"apt install {src.apt}, " if src.apt else ""
+    hint = f"run `{fetch_command(name)}`, {hint}" if fetch_command(name) else hint
     raise DataNotFoundError(
         f"{name}: expected {src.expected(split)} in {' or '.join(tried)} "
         f"({hint}or pass --data-root DIR / set OTGEN_DATA)"

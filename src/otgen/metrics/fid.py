@@ -23,12 +23,20 @@ computed with two symmetric eigendecompositions (``eigh``) in float64; eigenvalu
 level (negative or ≤ d·ε·λ_max) are set to 0, since √ would amplify them to √ε. This is exact
 for singular covariances and never produces complex numbers.
 
+pytorch-fid's ε·I option: ``fid_from_stats(..., offset=1e-6)`` adds ``offset·I`` to both
+covariances, as pytorch-fid does when its ``sqrtm`` of a singular product is not finite. otgen
+never needs it for singular covariances (the computation above is exact there), so it is off by
+default; use it to reproduce a pytorch-fid number that went through that fallback. If the
+eigendecompositions themselves fail (``LinAlgError``, e.g. a badly scaled input), otgen falls
+back to ``offset = 1e-6`` automatically and warns.
+
 Statistics files are pytorch-fid compatible: ``.npz`` archives with the arrays ``mu`` (d,) and
 ``sigma`` (d, d).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,18 +68,44 @@ def fid(feat_real: ArrayLike, feat_fake: ArrayLike) -> float:
     return fid_from_stats(*feature_stats(x), *feature_stats(y))
 
 
-def fid_from_stats(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike) -> float:
-    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2)."""
+FALLBACK_OFFSET = 1e-6  # pytorch-fid's default eps
+
+
+def fid_from_stats(
+    mu1: ArrayLike,
+    sigma1: ArrayLike,
+    mu2: ArrayLike,
+    sigma2: ArrayLike,
+    *,
+    offset: float = 0.0,
+) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2); ``offset`` adds
+    ``offset·I`` to both covariances (pytorch-fid's ε option; see the module docstring)."""
     mu1, sigma1 = _check_stats(mu1, sigma1, "1")
     mu2, sigma2 = _check_stats(mu2, sigma2, "2")
     if mu1.shape != mu2.shape:
         raise OTGenError(
             f"statistics have different feature dimensions ({mu1.shape[0]} vs {mu2.shape[0]})"
         )
+    if offset < 0 or not np.isfinite(offset):
+        raise OTGenError(f"offset must be a finite number >= 0, got {offset!r}")
+    if offset:
+        sigma1 = sigma1 + offset * np.eye(len(sigma1))
+        sigma2 = sigma2 + offset * np.eye(len(sigma2))
+    try:
+        cross = trace_sqrt_product(sigma1, sigma2)
+    except np.linalg.LinAlgError:
+        if offset:
+            raise
+        warnings.warn(
+            f"FID: eigendecomposition failed; adding {FALLBACK_OFFSET}·I to both covariances "
+            "(pytorch-fid's fallback)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return fid_from_stats(mu1, sigma1, mu2, sigma2, offset=FALLBACK_OFFSET)
     diff = mu1 - mu2
-    value = (
-        diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
-    )
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * cross
     # FID is a squared distance; round-off can only push an exact 0 to about -1e-12·Tr Σ.
     return max(float(value), 0.0)
 

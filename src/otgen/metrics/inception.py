@@ -13,8 +13,8 @@ pytorch-fid does after its ``2x - 1`` normalisation (both are linear, so the ord
 matter). ``pool3`` is the 2048-d global average pool; ``logits`` the 1008-way ``fc`` layer.
 Module and parameter names follow torchvision's ``Inception3`` so the published state dict
 loads directly (``Conv2d_1a_3x3.conv.weight``, ``Mixed_5b.branch_pool.bn.running_var``, ...).
-The weights cannot be downloaded here: give the local file with ``weights=`` or
-``$OTGEN_INCEPTION_WEIGHTS``.
+Weights: ``weights=``, ``$OTGEN_INCEPTION_WEIGHTS``, or the cache filled by
+``otgen features fetch inception-v3`` (see ``otgen.data.fetch``).
 """
 
 from __future__ import annotations
@@ -220,11 +220,13 @@ def _strip(keys) -> set[str]:
 def load_fid_inception(weights: str | Path | None = None) -> tuple[FIDInceptionV3, Path, str]:
     """Build :class:`FIDInceptionV3` and load ``weights`` (``.pth`` state dict, read with
     ``weights_only=True``, or ``.safetensors``); returns (net, path, sha256)."""
-    source = weights or os.environ.get(WEIGHTS_ENV)
+    from otgen.data.fetch import cached_inception_weights
+
+    source = weights or os.environ.get(WEIGHTS_ENV) or cached_inception_weights()
     if not source:
         raise DataNotFoundError(
-            f"inception-v3 needs the FID weights file {FID_WEIGHTS_NAME} (pytorch-fid / "
-            f"torch-fidelity release); pass weights=PATH or set {WEIGHTS_ENV}=PATH"
+            f"inception-v3 needs the FID weights file {FID_WEIGHTS_NAME}: run `otgen features "
+            f"fetch inception-v3`, pass weights=PATH or set {WEIGHTS_ENV}=PATH"
         )
     path = Path(source).expanduser()
     if not path.is_file():

@@ -13,8 +13,11 @@ estimated with the *unbiased* U-statistic (Gretton et al. 2012, Lemma 6)::
 Unlike FID it has an unbiased estimator, so it can be negative when both sets come from the
 same distribution, and its expectation does not depend on the sample size. Protocol (as in the
 paper's code and torch-fidelity): 100 subsets of m = 1,000 samples drawn without replacement
-from each set (m = the smaller set size when fewer are available), reporting the mean and
-standard deviation over subsets. Subsets come from a seeded NumPy generator.
+from each set, reporting the mean and standard deviation over subsets. Subsets come from a
+seeded NumPy generator. With fewer than ``subset_size`` samples in a set, KID is refused (as in
+torch-fidelity) rather than silently computed on smaller subsets, whose scores are not
+comparable (the estimator's variance grows as m shrinks): pass a smaller ``subset_size``
+explicitly, or ``allow_smaller_subsets=True`` to use the smaller set size.
 """
 
 from __future__ import annotations
@@ -65,13 +68,22 @@ def kid(
     subsets: int = N_SUBSETS,
     subset_size: int = SUBSET_SIZE,
     seed: int = 0,
+    allow_smaller_subsets: bool = False,
 ) -> KernelInceptionDistance:
     """KID between feature sets (n, d) and (m, d): mean/std of MMD²_u over random subsets."""
     x = as_features(feat_real, "feat_real", min_n=2)
     y = as_features(feat_fake, "feat_fake", min_n=2)
     same_features(x, y, "feat_real", "feat_fake")
     subsets = check_int(subsets, "subsets")
-    m = min(check_int(subset_size, "subset_size", minimum=2), x.shape[0], y.shape[0])
+    m = check_int(subset_size, "subset_size", minimum=2)
+    have = min(x.shape[0], y.shape[0])
+    if have < m and not allow_smaller_subsets:
+        raise OTGenError(
+            f"KID subsets of {m} samples need at least {m} per set, have "
+            f"{x.shape[0]} real and {y.shape[0]} generated; pass subset_size=<= {have} "
+            "or allow_smaller_subsets=True"
+        )
+    m = min(m, have)
     rng = np.random.default_rng(seed)
     values = np.empty(subsets)
     for s in range(subsets):

@@ -13,12 +13,20 @@ taken; this is repeated 10 times with different clusterings and the precision/re
 averaged. The curve is summarised by max F₈ (weights recall: "does Q cover P?") and max F₁/₈
 (weights precision: "is Q inside P?"), with F_β = (1 + β²) P R / (β² P + R) (§4, Eq. 5).
 
-Choices: each run's k-means has seed ``seed + run`` (reproducible); the two sets need not have
-the same size (the paper's code asks for equal sizes; histograms are normalised anyway).
+Choices: each run's k-means has seed ``seed + run`` (reproducible). Like the official code
+(``enforce_balance=True``), sets of different sizes are refused by default: the clustering of
+the union is then dominated by the larger set; pass ``enforce_balance=False`` to accept them.
+
+Argument order: write ``prd(feat_real=..., feat_fake=...)``, the names and order of
+:func:`~otgen.metrics.fid.fid`, ``kid`` and ``prdc``. The historical positional form
+``prd(eval_feats, ref_feats)`` (generated first, as in the official code) still works but warns,
+because ``prd(real, fake)`` written by analogy with ``fid`` would silently swap precision and
+recall.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,20 +108,47 @@ def cluster_histograms(
 
 
 def prd(
-    eval_feats: ArrayLike,
-    ref_feats: ArrayLike,
+    _fake: ArrayLike | None = None,
+    _real: ArrayLike | None = None,
+    /,
     *,
+    feat_real: ArrayLike | None = None,
+    feat_fake: ArrayLike | None = None,
     num_clusters: int = NUM_CLUSTERS,
     num_angles: int = NUM_ANGLES,
     num_runs: int = NUM_RUNS,
     beta: float = BETA,
     seed: int = 0,
+    enforce_balance: bool = True,
+    eval_feats: ArrayLike | None = None,
+    ref_feats: ArrayLike | None = None,
 ) -> PRDResult:
-    """PRD of generated features ``eval_feats`` w.r.t. real ``ref_feats`` (§4 protocol)."""
+    """PRD of generated features ``feat_fake`` w.r.t. real ``feat_real`` (§4 protocol).
+
+    Legacy forms: ``prd(eval_feats=fake, ref_feats=real)``, and ``prd(fake, real)`` positional,
+    which warns (see the module docstring).
+    """
+    if _fake is not None or _real is not None:
+        warnings.warn(
+            "prd(eval_feats, ref_feats) takes the GENERATED features first, unlike fid/kid/"
+            "prdc; write prd(feat_real=..., feat_fake=...) to be unambiguous",
+            FutureWarning,
+            stacklevel=2,
+        )
+        if eval_feats is not None or ref_feats is not None:
+            raise OTGenError("prd: give the feature sets either positionally or by name")
+        eval_feats, ref_feats = _fake, _real
+    q_raw, p_raw = _resolve_order(eval_feats, ref_feats, feat_real, feat_fake)
     num_clusters = check_int(num_clusters, "num_clusters", minimum=2)
-    q_feats = as_features(eval_feats, "eval_feats", min_n=num_clusters)
-    p_feats = as_features(ref_feats, "ref_feats", min_n=num_clusters)
-    same_features(q_feats, p_feats, "eval_feats", "ref_feats")
+    q_feats = as_features(q_raw, "feat_fake", min_n=num_clusters)
+    p_feats = as_features(p_raw, "feat_real", min_n=num_clusters)
+    same_features(q_feats, p_feats, "feat_fake", "feat_real")
+    if enforce_balance and q_feats.shape[0] != p_feats.shape[0]:
+        raise OTGenError(
+            f"prd: feat_real has {p_feats.shape[0]} samples and feat_fake "
+            f"{q_feats.shape[0]}; PRD compares equal-size sets (as the official code does), "
+            "subsample one or pass enforce_balance=False"
+        )
     curves = []
     for run in range(check_int(num_runs, "num_runs")):
         q, p = cluster_histograms(q_feats, p_feats, num_clusters=num_clusters, seed=seed + run)
@@ -122,6 +157,21 @@ def prd(
     recall = np.mean([c[1] for c in curves], axis=0)
     f_b, f_inv = max_f_beta_pair(precision, recall, beta)
     return PRDResult(precision, recall, f_b, f_inv, float(beta))
+
+
+def _resolve_order(eval_feats, ref_feats, feat_real, feat_fake) -> tuple:
+    """(generated, real) from either the keyword form or the legacy (eval, ref) form."""
+    legacy = eval_feats is not None or ref_feats is not None
+    named = feat_real is not None or feat_fake is not None
+    if legacy and named:
+        raise OTGenError("prd: give feat_real= and feat_fake=, not also eval_feats/ref_feats")
+    if named:
+        if feat_real is None or feat_fake is None:
+            raise OTGenError("prd needs both feat_real= and feat_fake=")
+        return feat_fake, feat_real
+    if eval_feats is None or ref_feats is None:
+        raise OTGenError("prd needs feat_real= and feat_fake=")
+    return eval_feats, ref_feats
 
 
 def plot_prd(

@@ -55,6 +55,7 @@ def emd(
     weights ``a, b`` (default uniform). Raises ``OTGenError`` when the iteration cap is hit."""
     import ot
 
+    _reject_pot_argument_order(x, y, a, b)
     if C is None:
         if x is None or y is None:
             raise OTGenError("give the point clouds x and y, or a cost matrix C=")
@@ -88,6 +89,27 @@ def emd(
         g=torch.from_numpy(log["v"]),
         max_iter=cap,
     )
+
+
+def _ndim(v) -> int | None:
+    return None if v is None else np.ndim(v.detach().cpu() if hasattr(v, "detach") else v)
+
+
+def _reject_pot_argument_order(x, y, a, b) -> None:
+    """POT's ``emd2(a, b, M)`` puts weights first and the cost matrix third; here that would
+    read the weights as points and M as weights. A 2-D array where weights are expected is
+    never valid, so say what otgen expects instead of a confusing "a must sum to 1"."""
+    if _ndim(a) == 2 or _ndim(b) == 2:
+        pot_order = _ndim(x) == 1 and _ndim(y) in (1, None)
+        hint = (
+            "this looks like POT's order emd2(a, b, M); in otgen write emd2(a=a, b=b, C=M)"
+            if pot_order
+            else "pass a cost matrix as C=M"
+        )
+        raise OTGenError(
+            "otgen's emd/emd2 take (x, y, a, b): point clouds x (n, d), y (m, d), then 1-D "
+            f"weights a (n,), b (m,); got a 2-D array as weights ({hint})"
+        )
 
 
 def emd2(
