@@ -110,3 +110,22 @@ def test_stacked_forward_is_per_seed_linear_layers():
         (w1, b1), (w2, b2) = net.seed_layers(s)
         expect = F.linear(F.leaky_relu(F.linear(x[s], w1, b1), 0.2), w2, b2)
         assert torch.allclose(out[s], expect, atol=1e-6)
+
+
+def test_resume_from_checkpoint_is_bit_identical(tmp_path):
+    from otgen.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    seeds = [1, 4]
+    full = StackedWGANGP(seeds, _sampler, CFG)
+    for _ in range(8):
+        full.train_step()
+    cut = StackedWGANGP(seeds, _sampler, CFG)
+    for _ in range(3):
+        cut.train_step()
+    path = save_checkpoint(tmp_path, 3, cut.state_dict(), {"method": "stacked"}, keep=1)
+    resumed = StackedWGANGP(seeds, _sampler, CFG)
+    resumed.load_state_dict(load_checkpoint(path).state)
+    for _ in range(5):
+        resumed.train_step()
+    for a, b in zip(_params(full), _params(resumed), strict=True):
+        assert torch.equal(a, b)

@@ -34,6 +34,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -180,6 +181,30 @@ class StackedWGANGP:
             if not all(math.isfinite(v) for v in vals):
                 raise OTGenError(f"stacked WGAN-GP: non-finite {name} {vals}")
         return logs
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs (nets, Adam, every seed's random stream, step), as a
+        tree that :func:`otgen.engine.checkpoint.save_checkpoint` stores without pickle."""
+        return {
+            "seeds": list(self.seeds),
+            "step": self.step_count,
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": [g.get_state() for g in self.gens],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if list(state["seeds"]) != self.seeds:
+            raise OTGenError(f"checkpoint seeds {state['seeds']} != this run's {self.seeds}")
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        for g, st in zip(self.gens, state["rng"], strict=True):
+            g.set_state(st.to(torch.uint8).cpu())
+        self.step_count = int(state["step"])
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
