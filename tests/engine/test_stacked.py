@@ -6,7 +6,14 @@ import torch
 import torch.nn.functional as F
 
 from otgen.data.toy import sample
-from otgen.engine.stacked import StackedMLP, StackedWGANGP, StackedWGANGPConfig, load_seed_into
+from otgen.engine.stacked import (
+    StackedMLP,
+    StackedPacGAN,
+    StackedPacGANConfig,
+    StackedWGANGP,
+    StackedWGANGPConfig,
+    load_seed_into,
+)
 from otgen.nets.mlp import MLP, dot_discriminator, dot_generator
 
 CFG = StackedWGANGPConfig(g_dims=(2, 32, 32, 2), d_dims=(2, 48, 48, 1), batch_size=32)
@@ -129,3 +136,61 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path):
         resumed.train_step()
     for a, b in zip(_params(full), _params(resumed), strict=True):
         assert torch.equal(a, b)
+
+
+PAC = StackedPacGANConfig(g_dims=(2, 24, 24, 2), d_hidden=(16, 16), pieces=3, pack=2,
+                          batch_size=20)  # fmt: skip
+
+
+def _grid(n, g):
+    return sample("grid25", n, generator=g)
+
+
+def test_pacgan_stacked_seed_is_bit_identical_with_batchnorm():
+    seeds = [2, 9, 4]
+    stack = StackedPacGAN(seeds, _grid, PAC)
+    singles = [StackedPacGAN([s], _grid, PAC) for s in seeds]
+    for _ in range(6):
+        stack.train_step()
+        for m in singles:
+            m.train_step()
+    for k, single in enumerate(singles):
+        for a, b in zip(
+            stack.state_dict()["G"].values(), single.state_dict()["G"].values(), strict=True
+        ):  # fmt: skip  (BN running statistics included)
+            assert torch.equal(a[k], b[0])
+        for a, b in zip(_params(stack), _params(single), strict=True):
+            assert torch.equal(a[k], b[0])
+        assert torch.equal(stack.sample(50)[k], single.sample(50)[0])
+
+
+def test_stacked_batchnorm_matches_torch_batchnorm():
+    """Per-seed statistics: each seed's slice is normalised like nn.BatchNorm1d would."""
+    gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+    net = StackedMLP((3, 6, 2), gens, "relu", batchnorm=True, init="normal")
+    x = torch.randn(2, 8, 3)
+    x[1] *= 5  # different scales per seed: shared statistics would be visibly wrong
+    out = net(x)
+    for s in range(2):
+        bn = torch.nn.BatchNorm1d(6)
+        with torch.no_grad():
+            bn.weight.copy_(net.bn_weights[0][s, 0])
+        h = F.relu(bn(x[s] @ net.weights[0][s]))
+        expect = h @ net.weights[1][s] + net.biases[0][s]
+        assert torch.allclose(out[s], expect, atol=1e-5)
+        assert torch.allclose(net.running_var0[s, 0], bn.running_var, atol=1e-6)
+
+
+def test_maxout_layer_matches_module():
+    from otgen.nets.layers import Maxout
+
+    gens = [torch.Generator().manual_seed(0)]
+    net = StackedMLP((4, 5, 1), gens, maxout_pieces=3)
+    ref = Maxout(4, 5, 3)
+    with torch.no_grad():
+        ref.linear.weight.copy_(net.weights[0][0].T)
+        ref.linear.bias.copy_(net.biases[0][0, 0])
+    x = torch.randn(7, 4)
+    h = ref(x)
+    expect = h @ net.weights[1][0] + net.biases[1][0]
+    assert torch.allclose(net(x[None])[0], expect, atol=1e-6)
