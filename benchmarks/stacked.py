@@ -21,12 +21,19 @@ import argparse
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from otgen.data.toy import sample
-from otgen.engine.stacked import StackedWGANGP, StackedWGANGPConfig
+from otgen.engine.stacked import (
+    StackedPacGAN,
+    StackedPacGANConfig,
+    StackedWGANGP,
+    StackedWGANGPConfig,
+)
+from otgen.errors import OTGenError
 from otgen.utils.report import write_report
 
 OUT = Path(__file__).resolve().parent / "results" / "stacked"
@@ -36,22 +43,28 @@ def _sampler(n: int, g: torch.Generator) -> torch.Tensor:
     return sample("gauss25-dot", n, generator=g)
 
 
-def _method_runner(seeds: list[int], batch: int):
+def _grid(n: int, g: torch.Generator) -> torch.Tensor:
+    return sample("grid25", n, generator=g)
+
+
+def _method_runner(seeds: list[int], batch: int, model: str, pack: int):
     from otgen.engine.method import DataSpec
     from otgen.methods import get_method
 
-    cls = get_method("wgan-gp")
+    cls = get_method(model)
+    data = _sampler if model == "wgan-gp" else _grid
     methods = []
     for s in seeds:
         torch.manual_seed(s)
-        cfg = cls.Config(arch="dot-mlp", prior="uniform", gp_weight=0.1)
+        cfg = (cls.Config(arch="dot-mlp", prior="uniform", gp_weight=0.1) if model == "wgan-gp"
+               else cls.Config(pack=pack))  # fmt: skip
         methods.append(cls(cfg, DataSpec((2,)), torch.device("cpu")))
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     state = {"step": 0}
 
     def step() -> None:
         for m, g in zip(methods, gens, strict=True):
-            m.train_step(_sampler(batch, g), None, state["step"])
+            m.train_step(data(batch, g), None, state["step"])
         state["step"] += 1
 
     return step
@@ -118,20 +131,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--no-sequential", action="store_true", help="time stacked and vmap only")
+    p.add_argument("--model", choices=("wgan-gp", "pacgan"), default="wgan-gp")
+    p.add_argument("--pack", type=int, default=4, help="PacGAN pack (--model pacgan)")
     args = p.parse_args(argv)
     seeds = list(range(args.seeds))
-    cfg = StackedWGANGPConfig(batch_size=args.batch)
-    stacked = StackedWGANGP(seeds, _sampler, cfg)
-    singles = [StackedWGANGP([s], _sampler, cfg) for s in seeds]
+    if args.model == "wgan-gp":
+        make = partial(
+            StackedWGANGP, sampler=_sampler, cfg=StackedWGANGPConfig(batch_size=args.batch)
+        )
+    else:
+        cfg = StackedPacGANConfig(batch_size=args.batch, pack=args.pack)
+        make = partial(StackedPacGAN, sampler=_grid, cfg=cfg)
+    stacked = make(seeds)
+    singles = [make([s]) for s in seeds]
     runners = {
         "stacked": stacked.train_step,
         "sequential (stack of 1)": lambda: [m.train_step() for m in singles],
-        "sequential (otgen method)": _method_runner(seeds, args.batch),
+        "sequential (otgen method)": _method_runner(seeds, args.batch, args.model, args.pack),
     }
     if args.no_sequential:
         runners = {"stacked": stacked.train_step}
     errors: dict[str, str] = {}
     try:
+        if args.model != "wgan-gp":
+            raise OTGenError("vmap variant written for WGAN-GP only")
         vm = _vmap_runner(seeds, args.batch)
         vm()  # fails here if vmap cannot do the double backward
         runners["vmap (functional_call)"] = vm
@@ -160,19 +183,26 @@ def main(argv: list[str] | None = None) -> int:
     ]
     rows += [{"variant": k, "ms / step, all seeds (median of rounds)": f"not run: {v}"}
              for k, v in errors.items()]  # fmt: skip
+    model = (
+        "DOT's 2D WGAN-GP (G 2→256×3→2, D 2→512×3→1, λ = 0.1, G update every 5th critic step) "
+        "on gauss25-dot"
+        if args.model == "wgan-gp"
+        else f"PacGAN{args.pack} (G 2→400×4→2 BatchNorm, D 3× maxout 200×5, NS loss) on grid25"
+    )
     notes = (
-        f"{args.seeds} seeds of DOT's 2D WGAN-GP (G 2→256×3→2, D 2→512×3→1, λ = 0.1, batch "
-        f"{args.batch}, G update every 5th critic step) on gauss25-dot; {args.steps} critic steps "
+        f"{args.seeds} seeds of {model}, batch {args.batch}; {args.steps} critic steps "
         f"per variant per round, {args.rounds} rounds, variants interleaved within each round "
         f"(the CPU is shared with other jobs; interleaving exposes all variants to the same "
         f"load). torch threads: {torch.get_num_threads()}."
     )
     write_report(
-        args.out, "stacked", title="Multi-seed training: stacked vs sequential (CPU)", rows=rows,
+        args.out, "stacked", rows=rows,
+        title=f"Multi-seed training ({args.model}): stacked vs sequential (CPU)",
         data={"times_s_per_step": times, "errors": errors, "seeds": args.seeds},
         notes=notes,
         command=f"python benchmarks/stacked.py --seeds {args.seeds} --steps {args.steps} "
-        f"--rounds {args.rounds} --batch {args.batch}"
+        f"--rounds {args.rounds} --batch {args.batch} --model {args.model}"
+        + (f" --pack {args.pack}" if args.model == "pacgan" else "")
         + (" --no-sequential" if args.no_sequential else ""),
     )  # fmt: skip
     for r in rows:
