@@ -10,11 +10,14 @@ import math
 import platform
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from otgen.utils.io import write_json, write_text
+
+if TYPE_CHECKING:
+    from otgen.utils.claims import Claim
 
 
 def machine_info() -> dict[str, Any]:
@@ -58,21 +61,35 @@ def write_report(
     notes: str = "",
     command: str = "",
     figures: Sequence[str | Path] = (),
+    claims: Sequence[Claim] = (),
+    profile: str | None = None,
+    device: str | None = None,
+    wall_s: float | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``<name>.json`` (rows, data, machine) and ``<name>.md`` (table, notes, figures)."""
+    """Write ``<name>.json`` (rows, data, machine, provenance, claims) and ``<name>.md``.
+
+    Every report records its provenance (:func:`otgen.utils.provenance.provenance`: commit,
+    dirty flag, full command line, profile, wall time, device, torch and threads); ``profile``,
+    ``device`` and ``wall_s`` override what is inferred from ``sys.argv`` and the process start.
+    ``claims`` (:class:`otgen.utils.claims.Claim`) become a table with verdicts.
+    """
+    from otgen.utils.claims import claims_markdown
+    from otgen.utils.provenance import provenance, provenance_markdown
+
     out_dir = Path(out_dir)
     info = machine_info()
-    payload = {"title": title, "command": command, "machine": info, "rows": list(rows)}
+    prov = provenance(profile=profile, device=device, wall_s=wall_s)
+    payload = {"title": title, "command": command, "machine": info, "provenance": prov,
+               "rows": list(rows)}  # fmt: skip
     payload.update(data or {})
+    if claims:
+        payload["claims"] = [c.to_dict() for c in claims]
     json_path = write_json(out_dir / f"{name}.json", payload)
-    md = [f"# {title}\n"]
-    if command:
-        md.append(
-            f"Produced by `{command}` on {info['date']} "
-            f"(torch {info['torch']}, {info['cpu_count']} CPUs, "
-            f"{info['torch_threads']} torch thread{'s' if info['torch_threads'] != 1 else ''}"
-            f"{', ' + info['cuda'] if info['cuda'] else ''}).\n"
-        )
+    md = [f"# {title}\n", provenance_markdown(prov)]
+    if command:  # the caller's short form; the exact invocation is in the provenance line
+        md.append(f"Experiment command: `{command}`.\n")
+    if claims:
+        md.append("## Claims\n\n" + claims_markdown(claims) + "\n## Results\n")
     md.append(markdown_table(rows, columns))
     if notes:
         md.append("\n" + notes.strip() + "\n")

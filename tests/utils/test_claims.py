@@ -1,0 +1,83 @@
+"""Verdict rules: a verdict needs a flattened curve and at least two seeds."""
+
+from __future__ import annotations
+
+import pytest
+
+from otgen.errors import OTGenError
+from otgen.utils.claims import (
+    CATALOG,
+    FAILS,
+    HOLDS,
+    UNTESTED,
+    check_convergence,
+    convergence_from_seeds,
+    decide_verdict,
+    make_claim,
+)
+
+STEPS = [1000, 2000, 3000, 4000, 5000]
+
+
+def test_flattened_curve_converges():
+    # six seeds fall from 1.0 and level off at 0.30 with seed-to-seed scatter 0.02
+    curves = [[1.0, 0.5, 0.3, 0.301, 0.300 + 0.02 * (-1) ** s] for s in range(6)]
+    conv = convergence_from_seeds(STEPS, curves)
+    assert conv.converged and "flattened" in conv.evidence
+    assert conv.means[-1] == pytest.approx(0.3) and conv.steps == tuple(STEPS)
+
+
+def test_still_falling_curve_is_not_converged():
+    falling = [[1.0 - 0.1 * i + 0.001 * s for i in range(5)] for s in range(4)]
+    conv = convergence_from_seeds(STEPS, falling)
+    assert not conv.converged and "still moving" in conv.evidence
+
+
+def test_within_standard_errors_boundary():
+    # sqrt(0.06² + 0.08²) = 0.1: a change of 0.099 is within, 0.101 is not
+    assert check_convergence([1, 2], [1.0, 1.099], [0.06, 0.08]).converged
+    assert not check_convergence([1, 2], [1.0, 1.101], [0.06, 0.08]).converged
+    assert not check_convergence([1], [1.0], [0.1]).converged
+    assert not check_convergence([1, 2], [1.0, 1.0], [float("nan"), 0.1]).converged
+
+
+def test_one_seed_is_untested_even_when_flat():
+    conv = check_convergence([1, 2], [0.5, 0.5], [0.1, 0.1])
+    claim = make_claim("dot-fig3-swissroll-G", seed_values=[0.02], holds=True, convergence=conv)
+    assert claim.verdict == UNTESTED and "seed" in claim.reason
+    # a single seed's curves have no s.e.: never "flattened"
+    assert not convergence_from_seeds([1, 2], [[0.5, 0.5]]).converged
+
+
+def test_verdicts():
+    ok = check_convergence([1, 2], [0.5, 0.5], [0.1, 0.1])
+    bad = check_convergence([1, 2], [0.9, 0.5], [0.01, 0.01])
+    assert decide_verdict(True, 3, ok)[0] == HOLDS
+    assert decide_verdict(False, 3, ok)[0] == FAILS
+    assert decide_verdict(True, 3, bad) == (UNTESTED, "not converged")
+    assert decide_verdict(True, 3, None)[0] == UNTESTED
+    assert decide_verdict(None, 3, ok)[0] == UNTESTED
+
+
+def test_predicate_sees_mean_and_se():
+    ok = check_convergence([1, 2], [0.5, 0.5], [0.1, 0.1])
+    seen = []
+    c = make_claim("dot-keff-swissroll", seed_values=[1.0, 1.2], convergence=ok,
+                   holds=lambda m, se: seen.append((m, se)) or m > 2)  # fmt: skip
+    assert seen == [(pytest.approx(1.1), pytest.approx(0.1))] and c.verdict == FAILS
+    assert c.paper == "DOT" and c.paper_value == "1.05"
+
+
+def test_claim_is_immutable_and_unknown_keys_need_text():
+    c = make_claim("dot-keff-swissroll")
+    with pytest.raises(AttributeError):
+        c.verdict = HOLDS  # type: ignore[misc]
+    with pytest.raises(OTGenError):
+        make_claim("no-such-claim")
+    assert make_claim("x", paper="P", claim="c", paper_value="1").verdict == UNTESTED
+
+
+def test_catalog_keys_unique():
+    keys = [e.key for e in CATALOG]
+    assert len(keys) == len(set(keys))
+    assert all(e.reproducible_here or e.why_not for e in CATALOG)

@@ -1,0 +1,65 @@
+"""SUMMARY.md lists every catalogued claim, with verdicts from reports and stale flags."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from otgen.utils.claims import CATALOG, check_convergence, make_claim
+from otgen.utils.report import write_report
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _summarize():
+    spec = importlib.util.spec_from_file_location("summarize", ROOT / "benchmarks/summarize.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_summary_table(tmp_path, monkeypatch):
+    mod = _summarize()
+    monkeypatch.setattr(sys, "argv", ["otgen", "reproduce", "dot-2d", "--out", str(tmp_path)])
+    conv = check_convergence([1, 2], [0.05, 0.05], [0.01, 0.01])
+    claim = make_claim("dot-keff-gauss25", seed_values=[1.9, 2.0], holds=True, convergence=conv)
+    write_report(tmp_path / "dot-2d", "dot_2d", title="new", rows=[{"a": 1}], claims=[claim])
+    old = tmp_path / "old" / "old.json"  # written by code before provenance existed
+    old.parent.mkdir()
+    old.write_text(json.dumps({"title": "old", "command": "x", "rows": []}))
+
+    reports = mod.load_reports(tmp_path)
+    status = {r["payload"]["title"]: r["status"] for r in reports}
+    assert status["new"].startswith("ok")
+    assert status["old"].startswith("stale — regenerate")
+
+    rows = mod.claim_rows(reports)
+    assert len(rows) == len(CATALOG)  # every catalogued claim appears exactly once here
+    by_claim = {r["claim"]: r for r in rows}
+    keff = by_claim["K_eff of the trained critic, 25 gaussians"]
+    assert (
+        keff["verdict"] == "holds" and keff["seeds"] == "2" and "dot-2d/dot_2d.md" in keff["report"]
+    )
+    swiss = by_claim["K_eff of the trained critic, swiss roll"]
+    assert swiss["verdict"] == "untested — no report"
+    text = mod.render(reports)
+    assert "stale — regenerate" in text and "cannot be reproduced" in text
+
+
+def test_stale_verdict_is_marked(tmp_path, monkeypatch):
+    mod = _summarize()
+    monkeypatch.setattr(sys, "argv", ["otgen"])
+    conv = check_convergence([1, 2], [0.05, 0.05], [0.01, 0.01])
+    claim = make_claim("dot-keff-gauss25", seed_values=[1.9, 2.0], holds=True, convergence=conv)
+    js, _ = write_report(tmp_path / "r", "r", title="r", rows=[], claims=[claim])
+    payload = json.loads(js.read_text())
+    payload["provenance"]["commit"] = "0" * 40  # a commit this history does not contain
+    js.write_text(json.dumps(payload))
+    (row,) = [
+        r
+        for r in mod.claim_rows(mod.load_reports(tmp_path))
+        if r["verdict"] != "untested — no report" and "not reproducible" not in r["verdict"]
+    ]
+    assert row["verdict"] == "holds — stale — regenerate (commit not in history)"
