@@ -29,7 +29,8 @@ import torch
 from otgen.data.toy import sample
 from otgen.metrics.emd import emd_distance
 from otgen.ot.exact import emd2
-from otgen.utils.report import mean_se, write_report
+from otgen.utils.report import write_report
+from otgen.utils.tables import mean_se
 
 OUT = Path(__file__).resolve().parent / "results" / "emd-convention"
 # DOT Fig. 3 (reference notes): (G, DOT, naive), mean over 100 trials

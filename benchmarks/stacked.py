@@ -48,7 +48,7 @@ def _grid(n: int, g: torch.Generator) -> torch.Tensor:
 
 
 def _method_runner(seeds: list[int], batch: int, model: str, pack: int):
-    from otgen.engine.method import DataSpec
+    from otgen.data import DataSpec
     from otgen.methods import get_method
 
     cls = get_method(model)

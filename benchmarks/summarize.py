@@ -23,7 +23,7 @@ from typing import Any
 from otgen.utils.claims import CATALOG, UNTESTED
 from otgen.utils.io import write_text
 from otgen.utils.provenance import is_complete, repo_root
-from otgen.utils.report import markdown_table
+from otgen.utils.tables import markdown_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATASETS_DIR = Path("/usr/share/datasets")

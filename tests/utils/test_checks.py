@@ -56,7 +56,7 @@ def test_atomic_write_uses_umask_permissions(tmp_path):
 
 
 def test_mean_se_and_format_match_hand_values():
-    from otgen.utils.report import fmt_mean_se, mean_se
+    from otgen.utils.tables import fmt_mean_se, mean_se
 
     mean, se = mean_se([1.0, 2.0, 3.0])  # sample var 1, se = sqrt(1/3)
     assert mean == 2.0 and abs(se - 3**-0.5) < 1e-12

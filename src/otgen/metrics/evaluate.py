@@ -229,9 +229,7 @@ def _compute(metrics, feats_real, feats_fake, logits_fake, real, samples, extrac
     if "prd" in metrics:
         from otgen.metrics.prd import plot_prd, prd
 
-        res = prd(
-            feat_real=feats_real, feat_fake=feats_fake, seed=seed, enforce_balance=False
-        )
+        res = prd(feat_real=feats_real, feat_fake=feats_fake, seed=seed, enforce_balance=False)
         scores[f"PRD-F8-{tag}"], scores[f"PRD-F1/8-{tag}"] = res.f_beta, res.f_beta_inv
         if out is not None:
             figures.append(plot_prd({"samples": res}, out / "prd.png", title=f"PRD ({tag})"))

@@ -37,7 +37,8 @@ from otgen.metrics.modes import N_SAMPLES, mode_metrics
 from otgen.ot import extended_map as em
 from otgen.ot import semidiscrete as sd
 from otgen.utils.device import resolve_device
-from otgen.utils.report import fmt_mean_se, write_report
+from otgen.utils.report import write_report
+from otgen.utils.tables import fmt_mean_se
 
 N_REAL = 512
 THETA = 0.1

@@ -152,7 +152,8 @@ def table3(method, score: Scorer, s: Settings, seed: int, out: Path) -> dict:
 def run(out: str, quick: bool, seed: int, device: str) -> dict:
     from otgen.data import load
     from otgen.utils.device import resolve_device
-    from otgen.utils.report import markdown_table, write_report
+    from otgen.utils.report import write_report
+    from otgen.utils.tables import markdown_table
 
     s = QUICK if quick else FULL
     dev = resolve_device(device)

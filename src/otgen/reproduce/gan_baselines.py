@@ -34,7 +34,8 @@ from otgen.errors import OTGenError
 from otgen.metrics.modes import N_SAMPLES, mode_metrics
 from otgen.reproduce import one_thread
 from otgen.reproduce._engine_runs import train_fresh
-from otgen.utils.report import fmt_mean_se, write_report
+from otgen.utils.report import write_report
+from otgen.utils.tables import fmt_mean_se
 
 # Published (mean ± s.e., 10 runs), reference notes: modes, high-quality %, reverse KL.
 PUBLISHED = {

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from otgen.errors import OTGenError
-from otgen.utils.report import markdown_table, mean_se
+from otgen.utils.tables import markdown_table, mean_se
 
 HOLDS, FAILS, UNTESTED = "holds", "does not hold", "untested"
 VERDICTS = (HOLDS, FAILS, UNTESTED)

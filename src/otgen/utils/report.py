@@ -6,7 +6,6 @@ Every number in ``benchmarks/results/`` is written by code through these helpers
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import platform
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from otgen.utils.io import write_json, write_text
+from otgen.utils.tables import markdown_table
 
 if TYPE_CHECKING:
     from otgen.utils.claims import Claim
@@ -31,23 +31,6 @@ def machine_info() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-
-
-def fmt(v: Any, digits: int = 4) -> str:
-    if isinstance(v, float):
-        if v != 0 and (abs(v) < 10 ** -(digits - 1) or abs(v) >= 1e6):
-            return f"{v:.{digits - 1}e}"
-        return f"{v:.{digits}g}"
-    return str(v)
-
-
-def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    if not rows:
-        return "_(no rows)_\n"
-    columns = list(columns or rows[0].keys())
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
 
 
 def write_report(
@@ -98,19 +81,3 @@ def write_report(
         md.append(f"\n![{Path(fig).stem}]({rel})\n")
     md_path = write_text(out_dir / f"{name}.md", "\n".join(md))
     return json_path, md_path
-
-
-def mean_se(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (NaN error for a single value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, float("nan")
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
-
-
-def fmt_mean_se(values: Sequence[float], digits: int) -> str:
-    """``"m ± se"`` with ``digits`` decimals, or just ``"m"`` for a single value."""
-    mean, se = mean_se(values)
-    return f"{mean:.{digits}f}" if math.isnan(se) else f"{mean:.{digits}f} ± {se:.{digits}f}"
