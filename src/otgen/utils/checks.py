@@ -98,6 +98,31 @@ def check_int(value: int, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
+# Config integers are counts (steps, sizes, intervals) or a seed. A count beyond 2**31 - 1 is a
+# typo, never a plan: 10**23 steps would train silently forever. Seeds go up to what every RNG
+# takes (torch and numpy need int64; more overflows deep inside them).
+MAX_COUNT = 2**31 - 1
+MAX_SEED = 2**63 - 1
+
+
+def check_config_int(value: int, key: str) -> int:
+    """Refuse integers too large for their config field (``key`` is the dotted name)."""
+    limit = MAX_SEED if key.rsplit(".", 1)[-1] == "seed" else MAX_COUNT
+    if not -limit <= value <= limit:
+        raise OTGenError(f"{key}: {value} is too large (at most {limit})")
+    return value
+
+
+def decode_text(data: bytes, what: str) -> str:
+    """UTF-8 text of a config or metadata file; other encodings are refused in one line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise OTGenError(
+            f"{what} is not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r})"
+        ) from None
+
+
 def check_choice(value: str, name: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise OTGenError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
