@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ import torch
 
 from otgen.engine import distributed as D
 from otgen.engine.checkpoint import (
+    check_resumable,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -243,6 +245,8 @@ def _phase_bounds(phases: list[Phase]) -> list[tuple[int, int]]:
 class Trainer:
     """Builds a method for a config and runs (or resumes) its training; rank 0 writes."""
 
+    allow_changes: tuple[str, ...] = ()  # config keys a resume may change (check_resumable)
+
     def __init__(self, config: TrainConfig, data: Any = None, *, resume: bool = False) -> None:
         self.config = config.validate_for_run()
         self.run_dir = Path(config.out)
@@ -356,6 +360,7 @@ class Trainer:
 
     def restore(self, path: Path) -> None:
         ckpt = load_checkpoint(path)
+        check_resumable(ckpt, self.config.to_dict(), self.allow_changes)
         if ckpt.step > self.total:
             raise CheckpointError(f"checkpoint step {ckpt.step} is past the run's end {self.total}")
         apply_state(self.method, ckpt.state, self.ema)
@@ -598,13 +603,18 @@ def _as_config(config: TrainConfig | dict | str | Path) -> TrainConfig:
 
 
 def train(
-    config: TrainConfig | dict | str | Path, data: Any = None, *, resume: bool = False
+    config: TrainConfig | dict | str | Path,
+    data: Any = None,
+    *,
+    resume: bool = False,
+    allow_changes: Sequence[str] = (),
 ) -> Path:
     """Train a run; returns its directory. ``data``: an in-memory Dataset or tensor (default:
     ``otgen.data.load(config.data.name, ...)``). ``resume=True`` continues from the newest
     checkpoint in ``config.out`` if there is one (else starts), instead of refusing the dir.
     """
     trainer = Trainer(_as_config(config), data, resume=resume)
+    trainer.allow_changes = tuple(allow_changes)
     try:
         return trainer.run()
     finally:
@@ -612,11 +622,21 @@ def train(
             D.shutdown()
 
 
-def resume(run_dir: str | Path, data: Any = None, *, device: str | None = None) -> Path:
-    """Continue the run in ``run_dir`` from its newest checkpoint, to the configured end."""
+def resume(
+    run_dir: str | Path,
+    data: Any = None,
+    *,
+    device: str | None = None,
+    allow_changes: Sequence[str] = (),
+) -> Path:
+    """Continue the run in ``run_dir`` from its newest checkpoint, to the configured end.
+
+    A config edited since the checkpoint is refused unless its changed keys are in
+    ``allow_changes`` (e.g. ``("steps",)`` to extend a run).
+    """
     config, _ = read_run(run_dir)
     config = config.replace(out=str(run_dir), **({"device": device} if device else {}))
-    return train(config, data, resume=True)
+    return train(config, data, resume=True, allow_changes=allow_changes)
 
 
 def load_run(
