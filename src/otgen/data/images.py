@@ -17,6 +17,7 @@ import io
 import math
 import pickle
 import warnings
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -397,32 +398,42 @@ _X_KEYS = ("x", "images", "data", "X", "arr_0")
 _Y_KEYS = ("y", "labels", "targets", "Y", "arr_1")
 
 
+def load_numpy(path: str | Path, what: str = "numpy file") -> np.ndarray | dict[str, np.ndarray]:
+    """The array of a ``.npy`` file, or every array of a ``.npz`` archive by name.
+
+    Object arrays are refused (``allow_pickle=False``), so loading never runs code; a missing,
+    truncated, corrupt or non-numpy file is one :class:`OTGenError` line naming ``what``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"{what} not found: {path}")
+    try:
+        obj = np.load(path, allow_pickle=False)
+        if isinstance(obj, np.ndarray):
+            return obj
+        with obj:
+            return {k: obj[k] for k in obj.files}
+    except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OTGenError(f"{path}: not a readable {what} ({first})") from None
+
+
 def read_array(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """``.npy`` (one array) or ``.npz`` (keys ``x``/``images``/``data`` and ``y``/``labels``).
 
     Object arrays are refused (``allow_pickle=False``), so loading never runs code.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"{path}: file not found")
-    try:
-        obj = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zlib.error) as exc:
-        raise OTGenError(f"{path}: not a readable numpy file ({exc})") from None
+    obj = load_numpy(path, "numpy file")
     if isinstance(obj, np.ndarray):
         return obj, None
-    with obj:
-        try:
-            xk = next((k for k in _X_KEYS if k in obj.files), None)
-            if xk is None:
-                raise OTGenError(
-                    f"{path}: no image array; expected one of the keys {', '.join(_X_KEYS)} "
-                    f"(found {', '.join(obj.files) or 'none'})"
-                )
-            yk = next((k for k in _Y_KEYS if k in obj.files and k != xk), None)
-            return obj[xk], (obj[yk] if yk else None)
-        except (ValueError, OSError, EOFError, zlib.error) as exc:
-            raise OTGenError(f"{path}: corrupt array in .npz ({exc})") from None
+    xk = next((k for k in _X_KEYS if k in obj), None)
+    if xk is None:
+        raise OTGenError(
+            f"{path}: no image array; expected one of the keys {', '.join(_X_KEYS)} "
+            f"(found {', '.join(obj) or 'none'})"
+        )
+    yk = next((k for k in _Y_KEYS if k in obj and k != xk), None)
+    return obj[xk], (obj[yk] if yk else None)
 
 
 # -- scikit-learn digits --------------------------------------------------------------------------
