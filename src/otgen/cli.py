@@ -65,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("otgen: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, read-only or vanished files: the OS said what
+        if args.debug:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        _error(f"{args.command}: {exc.strerror or _describe(exc)}{where}")
+        return 2
     except Exception as exc:  # the last line of defence: never a bare traceback
         if args.debug:
             raise

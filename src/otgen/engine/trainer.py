@@ -50,6 +50,7 @@ from otgen.engine.ema import EMA
 from otgen.engine.logging import MetricMeter, RunLogger
 from otgen.engine.method import DataSpec, Method, Phase
 from otgen.errors import CheckpointError, NonFiniteError, OTGenError
+from otgen.utils.checks import check_output_path
 from otgen.utils.device import resolve_device
 from otgen.utils.io import write_json
 from otgen.utils.progress import progress
@@ -289,8 +290,7 @@ class Trainer:
     # -- setup ----------------------------------------------------------------------------
     def _check_run_dir(self, resume: bool) -> None:
         cfg_path = self.run_dir / CONFIG_FILE
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise OTGenError(f"out: {self.run_dir} exists and is not a directory")
+        check_output_path(self.run_dir, "out", directory=True)
         has_run = cfg_path.exists() or bool(list_checkpoints(self.run_dir / CHECKPOINT_DIR))
         if has_run and not resume:
             raise OTGenError(

@@ -7,7 +7,9 @@ argument and the problem, so no NaN or shape error surfaces deep inside a comput
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -121,6 +123,23 @@ def decode_text(data: bytes, what: str) -> str:
         raise OTGenError(
             f"{what} is not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r})"
         ) from None
+
+
+def check_output_path(path: str | Path, name: str, *, directory: bool = False) -> Path:
+    """Refuse, before any work is done, an output that cannot be written: a file where a
+    directory is needed (or the reverse), a path under a file, or a read-only directory."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != directory:
+        kind = "is a directory" if path.is_dir() else "exists and is not a directory"
+        raise OTGenError(f"{name}: {path} {kind}")
+    anchor = path if directory else path.parent
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise OTGenError(f"{name}: {path} lies under {anchor}, which is a file")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise OTGenError(f"{name}: {anchor} is not writable")
+    return path
 
 
 def check_choice(value: str, name: str, choices: Sequence[str]) -> str:
