@@ -30,6 +30,8 @@ def as_tensor(
             t = torch.as_tensor(np.asarray(x))
         except (TypeError, ValueError) as exc:
             raise OTGenError(f"{name}: cannot convert to a tensor ({exc})") from None
+    if t.is_complex():  # casting to a real dtype would silently drop the imaginary part
+        raise OTGenError(f"{name}: complex values are not supported (got {t.dtype})")
     if dtype is not None or not t.is_floating_point():
         t = t.to(dtype or torch.get_default_dtype())
     if device is not None:
