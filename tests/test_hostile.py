@@ -351,3 +351,20 @@ def test_failed_checkpoint_write_keeps_the_newest_complete_one(run, monkeypatch)
     assert tree_hash(ckpt_dir) == before  # no orphan tensor file, nothing replaced
     monkeypatch.setattr(C, "write_text", real_write_text)
     assert C.load_checkpoint(C.latest_checkpoint(ckpt_dir)).step == 4
+
+
+def test_feature_weights_of_another_architecture(tmp_path):
+    from otgen.metrics.features import WEIGHTS_DIR, load_domain_net
+
+    for arch in ({"bogus": 1}, {"in_channels": 3, "num_classes": 10}, ["not", "a", "dict"]):
+        shutil.copy(WEIGHTS_DIR / "digits-net.safetensors", tmp_path / "w.safetensors")
+        rec = json.loads((WEIGHTS_DIR / "digits-net.json").read_text())
+        (tmp_path / "w.json").write_text(json.dumps({**rec, "arch": arch}))
+        with pytest.raises(CheckpointError, match="DomainNet"):
+            load_domain_net(tmp_path / "w.safetensors")
+
+
+def test_one_sample_batches_with_batchnorm_are_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "aeotgan", "--data", "digits", "--data-n", "64", "--steps", "1"]
+    refused(capsys, [*argv, "--batch-size", "1", "--out", "r"], tmp_path, match="BatchNorm")

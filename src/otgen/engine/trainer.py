@@ -50,7 +50,7 @@ from otgen.engine.ema import EMA
 from otgen.engine.logging import MetricMeter, RunLogger
 from otgen.engine.method import DataSpec, Method, Phase
 from otgen.errors import CheckpointError, NonFiniteError, OTGenError
-from otgen.utils.checks import check_output_path
+from otgen.utils.checks import check_batchnorm_batch, check_output_path
 from otgen.utils.device import resolve_device
 from otgen.utils.io import write_json
 from otgen.utils.progress import progress
@@ -263,6 +263,7 @@ class Trainer:
         seed_everything(config.seed)
         cls = resolve_method(config.method)
         self.method: Method = cls(method_config(config, cls), self.spec, self.device)
+        check_batchnorm_batch(self.method.nets, config.batch_size // self.info.world_size)
         D.setup_method(self.method, self.info, config.distributed)
         if self.info.rank > 0:  # ranks draw different noise; rank 0 keeps the 1-process stream
             seed_everything(config.seed + 1_000_003 * self.info.rank)

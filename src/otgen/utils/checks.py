@@ -144,6 +144,19 @@ def check_output_path(path: str | Path, name: str, *, directory: bool = False) -
     return path
 
 
+def check_batchnorm_batch(nets: dict[str, torch.nn.Module], batch: int) -> None:
+    """BatchNorm in training mode needs two or more samples per batch (the batch variance of
+    one sample is 0); refuse a per-process batch of 1 up front instead of failing mid-step."""
+    if batch >= 2:
+        return
+    for name, net in nets.items():
+        if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+            raise OTGenError(
+                f"batch_size: a batch of {batch} sample per process is too small for the "
+                f"BatchNorm layers of {name!r}; use a batch of at least 2"
+            )
+
+
 def check_choice(value: str, name: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise OTGenError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
