@@ -368,3 +368,21 @@ def test_one_sample_batches_with_batchnorm_are_refused(tmp_path, capsys, monkeyp
     monkeypatch.chdir(tmp_path)
     argv = ["train", "aeotgan", "--data", "digits", "--data-n", "64", "--steps", "1"]
     refused(capsys, [*argv, "--batch-size", "1", "--out", "r"], tmp_path, match="BatchNorm")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda rec: rec["state"].update(ema="x"),
+        lambda rec: rec["state"].update(nets=[1]),
+        lambda rec: rec["state"].update(extra={"__items__": [[[1], 2]]}),
+        lambda rec: rec["state"].update(extra="DEEP"),
+    ],
+    ids=["ema-str", "nets-list", "unhashable-key", "deep"],
+)
+def test_damaged_checkpoint_cannot_be_sampled(run, capsys, damage):
+    path = _ckpt(run, 4)
+    rec = json.loads(path.read_text())
+    damage(rec)
+    path.write_text(json.dumps(rec).replace('"DEEP"', DEEP))
+    refused(capsys, ["sample", "--run", str(run), "--out", str(run / "s.npy")], run)

@@ -233,10 +233,28 @@ def load_checkpoint(json_path: str | Path) -> Checkpoint:
         state = unflatten(record.get("state", {}), tensors)
     except RecursionError:
         raise CheckpointError(f"checkpoint {where} is nested too deeply") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {where} has an invalid state")
+    _check_state_types(state, where)
     meta = {k: v for k, v in record.items() if k != "state"}
     return Checkpoint(json_path, step, meta, state)
+
+
+# the trainer's state tree: what each top-level entry must be when present
+_STATE_TYPES = {"nets": dict, "optimizers": dict, "extra": dict, "rng": dict, "meter": dict}
+
+
+def _check_state_types(state: Any, where: str) -> None:
+    """Mistyped entries (``"ema": "x"``, a list of nets) are refused here, in one line, rather
+    than deep inside ``load_state_dict``."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {where} has an invalid state")
+    for key, kind in _STATE_TYPES.items():
+        if key in state and not isinstance(state[key], kind):
+            raise CheckpointError(f"checkpoint {where} has an invalid {key!r} record")
+    groups = [state.get("nets", {}), state.get("optimizers", {})]
+    if not all(isinstance(v, dict) for g in groups for v in g.values()):
+        raise CheckpointError(f"checkpoint {where} has a net or optimizer that is not a mapping")
+    if state.get("ema") is not None and not isinstance(state["ema"], dict):
+        raise CheckpointError(f"checkpoint {where} has an invalid 'ema' record")
 
 
 def _read_record(json_path: Path) -> dict[str, Any]:
@@ -311,9 +329,9 @@ def check_resumable(ckpt: Checkpoint, config: dict[str, Any], allow=()) -> None:
     resume needs (nets, optimisers, RNG state, meter), so a damaged record is one line."""
     where = str(ckpt.path)
     state, meta = ckpt.state, ckpt.meta
-    for key, kind in (("nets", dict), ("optimizers", dict), ("rng", dict), ("extra", dict)):
-        if not isinstance(state.get(key), kind):
-            raise CheckpointError(f"checkpoint {where} has no valid {key!r} record")
+    for key in ("nets", "optimizers", "rng", "extra"):
+        if key not in state:
+            raise CheckpointError(f"checkpoint {where} has no {key!r} record")
     meter = state.get("meter", {"sums": {}, "count": 0})
     sums = meter.get("sums") if isinstance(meter, dict) else None
     count = meter.get("count") if isinstance(meter, dict) else None
