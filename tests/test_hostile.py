@@ -386,3 +386,11 @@ def test_damaged_checkpoint_cannot_be_sampled(run, capsys, damage):
     damage(rec)
     path.write_text(json.dumps(rec).replace('"DEEP"', DEEP))
     refused(capsys, ["sample", "--run", str(run), "--out", str(run / "s.npy")], run)
+
+
+def test_network_too_large_for_memory_is_refused_before_allocating(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "eotgm", "--data", "gauss4", "--steps", "2", "--out", "r"]
+    t0 = time.perf_counter()
+    refused(capsys, [*argv, "--set", "method.hidden=[2000000000]"], tmp_path, match="weights")
+    assert time.perf_counter() - t0 < 5.0

@@ -6,6 +6,7 @@ argument and the problem, so no NaN or shape error surfaces deep inside a comput
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -155,6 +156,22 @@ def check_batchnorm_batch(nets: dict[str, torch.nn.Module], batch: int) -> None:
                 f"batch_size: a batch of {batch} sample per process is too small for the "
                 f"BatchNorm layers of {name!r}; use a batch of at least 2"
             )
+
+
+# No net of the papers has more than ~10**7 weights; 2**28 (1 GiB of float32, 4 GiB with Adam's
+# state) is far above them and still refused before torch spends minutes allocating it.
+MAX_LAYER_WEIGHTS = 2**28
+
+
+def check_layer_widths(dims: Sequence[int], what: str, *, factor: int = 1) -> None:
+    """Refuse fully connected widths ``dims`` (input, hidden..., output) whose weights would not
+    fit in memory; ``factor`` multiplies every layer's output (maxout pieces)."""
+    total = sum(a * b * factor for a, b in itertools.pairwise(dims))
+    if total > MAX_LAYER_WEIGHTS:
+        raise OTGenError(
+            f"{what}: layer widths {list(dims)} need {total:,} weights "
+            f"(more than {MAX_LAYER_WEIGHTS:,}); use smaller hidden sizes"
+        )
 
 
 def check_choice(value: str, name: str, choices: Sequence[str]) -> str:
