@@ -59,9 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from otgen.metrics.evaluate import Evaluator, reference_set
-    from otgen.utils.checks import check_int
+    from otgen.utils.checks import check_int, check_output_path
     from otgen.utils.report import write_report
 
+    check_output_path(args.out, "--out", directory=True)
     seed = check_int(args.seed, "--seed", minimum=0)
     n = None if args.n is None else check_int(args.n, "--n")
     requested = _parse_metrics(args.metrics)

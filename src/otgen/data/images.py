@@ -14,7 +14,10 @@ from __future__ import annotations
 import functools
 import gzip
 import io
+import math
 import pickle
+import warnings
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,26 +67,51 @@ def read_idx(path: str | Path, *, ndim: int | None = None) -> np.ndarray:
     """Parse an IDX file (plain or ``.gz``): magic ``00 00 <type> <ndim>``, big-endian dims.
 
     The payload length must equal the product of the dims exactly; ``ndim`` (3 for images,
-    1 for labels) is checked when given.
+    1 for labels) is checked when given. The header is checked against the file's size before
+    the payload is read, so a header declaring terabytes costs nothing.
     """
     path = Path(path)
-    buf = _read_bytes(path)
-    if len(buf) < 4 or buf[0] != 0 or buf[1] != 0 or buf[2] not in _IDX_DTYPES:
-        raise OTGenError(f"{path}: not an IDX file (bad magic number {buf[:4].hex() or 'empty'})")
-    dtype, nd = _IDX_DTYPES[buf[2]], buf[3]
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            return _parse_idx(fh, path, ndim)
+    except FileNotFoundError:
+        raise DataNotFoundError(f"{path}: file not found") from None
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise OTGenError(f"{path}: corrupt or truncated file ({exc})") from None
+
+
+# deflate cannot expand data by more than ~1032:1, so a .gz of c bytes holds at most this * c
+_MAX_GZIP_RATIO = 1100
+
+
+def _parse_idx(fh, path: Path, ndim: int | None) -> np.ndarray:
+    magic = fh.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
+        raise OTGenError(f"{path}: not an IDX file (bad magic number {magic.hex() or 'empty'})")
+    dtype, nd = _IDX_DTYPES[magic[2]], magic[3]
     if ndim is not None and nd != ndim:
         raise OTGenError(f"{path}: expected a {ndim}-dimensional IDX array, got {nd} dimensions")
-    header = 4 + 4 * nd
-    if len(buf) < header:
+    raw_dims = fh.read(4 * nd)
+    if len(raw_dims) < 4 * nd:
         raise OTGenError(f"{path}: truncated IDX header")
-    dims = tuple(int(d) for d in np.frombuffer(buf, ">u4", count=nd, offset=4))
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if len(buf) != expected:
+    dims = tuple(int(d) for d in np.frombuffer(raw_dims, ">u4"))
+    header = 4 + 4 * nd
+    payload = math.prod(dims) * dtype.itemsize  # python ints: no int64 overflow
+    size = path.stat().st_size
+    bound = size * _MAX_GZIP_RATIO if path.suffix == ".gz" else size - header
+    if payload > bound:
         raise OTGenError(
-            f"{path}: IDX length mismatch: header says {dims} ({expected} bytes), "
-            f"file has {len(buf)} bytes"
+            f"{path}: IDX length mismatch: header says {dims} ({header + payload} bytes) but "
+            f"the file holds {size} bytes"
         )
-    return np.frombuffer(buf, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    body = fh.read(payload + 1)  # one byte more reveals trailing data
+    if len(body) != payload:
+        raise OTGenError(
+            f"{path}: IDX length mismatch: header says {dims} ({header + payload} bytes), "
+            f"file has {header + len(body)} bytes"
+        )
+    return np.frombuffer(body, dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
 def read_idx_pair(images: str | Path, labels: str | Path) -> RawImages:
@@ -266,12 +294,14 @@ def read_image_folder(
     """Every image under ``folder``, centre-cropped to a square (``crop`` px, default the
     shorter side) and resized to ``size`` x ``size`` (bicubic, PIL), as RGB or grayscale.
 
-    Images in class subfolders (``folder/<class>/*.png``) get labels from the sorted subfolder
-    names; images lying directly in ``folder`` (or a mix) get none. ``indices`` selects a
-    subset of the sorted file list before decoding (so ``n`` images cost ``n`` decodes).
+    The folder is grayscale only when every selected image is: one gray file among colour
+    ones is widened to RGB, never the colour ones narrowed to gray. 8-bit images give
+    ``uint8``; when any image holds more (16-bit PNG/TIFF, 32-bit integer or float TIFF) all
+    are returned as float32 in ``[0, 1]``, each scaled by its own bit depth, so no file is
+    clipped at 255 or truncated to black. Images in class subfolders (``folder/<class>/*.png``)
+    get labels from the sorted subfolder names; images lying directly in ``folder`` (or a mix)
+    get none. ``indices`` selects a subset of the sorted file list before decoding.
     """
-    from PIL import Image, UnidentifiedImageError
-
     folder = Path(folder)
     files = list_images(folder)
     if not files:
@@ -283,18 +313,10 @@ def read_image_folder(
     classes = tuple(sorted(p.name for p in parents)) if labelled else None
     if indices is not None:
         files = [files[i] for i in indices]
-    gray = None
-    out = []
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                im.load()
-                mode = "L" if im.mode in ("L", "1", "I;16", "I") else "RGB"
-                gray = mode == "L" if gray is None else gray
-                im = im.convert("L" if gray else "RGB")
-                out.append(np.asarray(_crop_resize(im, size, crop)))
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise OTGenError(f"{f}: unreadable image ({exc})") from None
+    gray = all(_with_image(f, lambda im: im.mode in _GRAY_MODES) for f in files)
+    out = [_with_image(f, lambda im, f=f: _pixels(im, f, gray, size, crop)) for f in files]
+    if any(a.dtype != np.uint8 for a in out):
+        out = [a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a for a in out]
     x = np.stack(out)
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
     y = None
@@ -302,6 +324,61 @@ def read_image_folder(
         index = {c: i for i, c in enumerate(classes)}
         y = np.array([index[f.parent.name] for f in files], dtype=np.int64)
     return RawImages(np.ascontiguousarray(x), y, classes)
+
+
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+_DEEP_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+
+
+def _with_image(path: Path, use):
+    """Open ``path`` with PIL and return ``use(image)``; decoding problems and decompression
+    bombs (more pixels than PIL's ``MAX_IMAGE_PIXELS``) are one-line errors naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return use(im)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise OTGenError(f"{path}: refused, image too large ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise OTGenError(f"{path}: unreadable image ({exc})") from None
+
+
+def _pixels(im, path: Path, gray: bool, size: int, crop: int | None) -> np.ndarray:
+    """(H, W) or (H, W, 3) pixels: uint8 for 8-bit images, float32 in [0, 1] for deeper ones."""
+    if im.mode not in _DEEP_MODES:
+        return np.asarray(_crop_resize(im.convert("L" if gray else "RGB"), size, crop))
+    from PIL import Image
+
+    a = _unit_scale(np.asarray(im), im, path)
+    a = np.asarray(_crop_resize(Image.fromarray(a, mode="F"), size, crop), dtype=np.float32)
+    a = np.clip(a, 0.0, 1.0)  # bicubic overshoots; the 8-bit path clips the same way
+    return a if gray else np.repeat(a[..., None], 3, axis=-1)
+
+
+def _unit_scale(a: np.ndarray, im, path: Path) -> np.ndarray:
+    """A deep single-channel image in [0, 1]: integers divided by 2**bits - 1 (bits from the
+    file: PNG 16, TIFF's BitsPerSample, else the mode's width); floats taken as [0, 1]."""
+    a = a.astype(np.float64)
+    if a.size and not np.isfinite(a).all():
+        raise OTGenError(f"{path}: image holds NaN or Inf values")
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if im.mode == "F":
+        if lo < 0 or hi > 1:
+            raise OTGenError(
+                f"{path}: float image values span [{lo:.4g}, {hi:.4g}]; expected [0, 1]"
+            )
+        return a.astype(np.float32)
+    bits = 16 if im.mode.startswith("I;16") or im.format == "PNG" else 32
+    tag = getattr(im, "tag_v2", {}).get(258) if im.format == "TIFF" else None
+    if isinstance(tag, tuple):
+        tag = tag[0]
+    bits = int(tag) if isinstance(tag, int) and 1 <= tag <= 32 else bits
+    if lo < 0 or hi > 2**bits - 1:
+        raise OTGenError(f"{path}: pixel values span [{lo:.6g}, {hi:.6g}], not {bits}-bit")
+    return (a / (2**bits - 1)).astype(np.float32)
 
 
 def _crop_resize(im, size: int, crop: int | None):
@@ -321,32 +398,42 @@ _X_KEYS = ("x", "images", "data", "X", "arr_0")
 _Y_KEYS = ("y", "labels", "targets", "Y", "arr_1")
 
 
+def load_numpy(path: str | Path, what: str = "numpy file") -> np.ndarray | dict[str, np.ndarray]:
+    """The array of a ``.npy`` file, or every array of a ``.npz`` archive by name.
+
+    Object arrays are refused (``allow_pickle=False``), so loading never runs code; a missing,
+    truncated, corrupt or non-numpy file is one :class:`OTGenError` line naming ``what``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"{what} not found: {path}")
+    try:
+        obj = np.load(path, allow_pickle=False)
+        if isinstance(obj, np.ndarray):
+            return obj
+        with obj:
+            return {k: obj[k] for k in obj.files}
+    except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OTGenError(f"{path}: not a readable {what} ({first})") from None
+
+
 def read_array(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """``.npy`` (one array) or ``.npz`` (keys ``x``/``images``/``data`` and ``y``/``labels``).
 
     Object arrays are refused (``allow_pickle=False``), so loading never runs code.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"{path}: file not found")
-    try:
-        obj = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zlib.error) as exc:
-        raise OTGenError(f"{path}: not a readable numpy file ({exc})") from None
+    obj = load_numpy(path, "numpy file")
     if isinstance(obj, np.ndarray):
         return obj, None
-    with obj:
-        try:
-            xk = next((k for k in _X_KEYS if k in obj.files), None)
-            if xk is None:
-                raise OTGenError(
-                    f"{path}: no image array; expected one of the keys {', '.join(_X_KEYS)} "
-                    f"(found {', '.join(obj.files) or 'none'})"
-                )
-            yk = next((k for k in _Y_KEYS if k in obj.files and k != xk), None)
-            return obj[xk], (obj[yk] if yk else None)
-        except (ValueError, OSError, EOFError, zlib.error) as exc:
-            raise OTGenError(f"{path}: corrupt array in .npz ({exc})") from None
+    xk = next((k for k in _X_KEYS if k in obj), None)
+    if xk is None:
+        raise OTGenError(
+            f"{path}: no image array; expected one of the keys {', '.join(_X_KEYS)} "
+            f"(found {', '.join(obj) or 'none'})"
+        )
+    yk = next((k for k in _Y_KEYS if k in obj and k != xk), None)
+    return obj[xk], (obj[yk] if yk else None)
 
 
 # -- scikit-learn digits --------------------------------------------------------------------------

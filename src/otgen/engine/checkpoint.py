@@ -14,6 +14,11 @@ the rest (ints, floats, strings, lists, tuples, dicts with non-string keys) to a
 :func:`unflatten` turns back into the same python objects. Loading only parses JSON and
 safetensors, so a crafted checkpoint cannot execute code: anything else is a one-line
 :class:`~otgen.errors.CheckpointError`.
+
+A checkpoint is also bound to its step three ways -- its file name, the JSON ``step`` and the
+tensor file's own safetensors metadata -- so a record re-pointed at another step's tensors is
+refused. :func:`check_resumable` refuses to resume a run whose training config changed since
+the checkpoint (a learning rate, a batch size) unless the changed keys are named explicitly.
 """
 
 from __future__ import annotations
@@ -155,15 +160,18 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
 def save_checkpoint(
     ckpt_dir: str | Path, step: int, state: dict[str, Any], meta: dict[str, Any], keep: int
 ) -> Path:
-    """Write the checkpoint of ``step`` (tensors, then the JSON commit record); keep ``keep``."""
+    """Write the checkpoint of ``step`` (tensors, then the JSON commit record); keep ``keep``.
+
+    A failed write (disk full, read-only directory) leaves the previous checkpoints untouched,
+    removes what it had begun and raises one :class:`CheckpointError` line.
+    """
     from safetensors.torch import save
 
     tensors: dict[str, torch.Tensor] = {}
     skeleton = flatten(state, "", tensors)
-    blob = save(tensors)
+    blob = save(tensors, metadata={"format": FORMAT, "step": str(step)})
     json_path = checkpoint_path(ckpt_dir, step)
     tensor_path = json_path.with_suffix(".safetensors")
-    atomic_write(tensor_path, lambda p: p.write_bytes(blob))
     record = {
         "format": FORMAT,
         "step": step,
@@ -172,7 +180,20 @@ def save_checkpoint(
         "sha256": hashlib.sha256(blob).hexdigest(),
         "state": skeleton,
     }
-    write_text(json_path, json.dumps(record, allow_nan=False) + "\n")
+    text = json.dumps(record, allow_nan=False) + "\n"
+    committed = json_path.exists()
+    try:
+        atomic_write(tensor_path, lambda p: p.write_bytes(blob))
+        write_text(json_path, text)
+    except OSError as exc:
+        if not committed:  # an uncommitted tensor file is garbage; a committed one is kept
+            tensor_path.unlink(missing_ok=True)
+        newest = latest_checkpoint(ckpt_dir)
+        raise CheckpointError(
+            f"cannot write checkpoint of step {step} in {ckpt_dir}: "
+            f"{exc.strerror or exc} (newest complete checkpoint: "
+            f"{newest.name if newest else 'none'})"
+        ) from None
     _prune(Path(ckpt_dir), keep)
     return json_path
 
@@ -193,9 +214,50 @@ def _prune(ckpt_dir: Path, keep: int) -> None:
 
 def load_checkpoint(json_path: str | Path) -> Checkpoint:
     """Read and verify a checkpoint; any problem is one :class:`CheckpointError` line."""
-    from safetensors.torch import load
-
     json_path = Path(json_path)
+    where = str(json_path)
+    record = _read_record(json_path)
+    step = record.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"checkpoint {where} has an invalid step {step!r}")
+    named = _NAME.match(json_path.name)
+    if named and int(named.group(1)) != step:
+        raise CheckpointError(
+            f"checkpoint {where} says step {step} but its file name says {int(named.group(1))}"
+        )
+    name = record.get("tensors")
+    if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+        raise CheckpointError(f"checkpoint {where} names an invalid tensor file")
+    tensors = _read_tensors(json_path.parent / name, record, step)
+    try:
+        state = unflatten(record.get("state", {}), tensors)
+    except RecursionError:
+        raise CheckpointError(f"checkpoint {where} is nested too deeply") from None
+    _check_state_types(state, where)
+    meta = {k: v for k, v in record.items() if k != "state"}
+    return Checkpoint(json_path, step, meta, state)
+
+
+# the trainer's state tree: what each top-level entry must be when present
+_STATE_TYPES = {"nets": dict, "optimizers": dict, "extra": dict, "rng": dict, "meter": dict}
+
+
+def _check_state_types(state: Any, where: str) -> None:
+    """Mistyped entries (``"ema": "x"``, a list of nets) are refused here, in one line, rather
+    than deep inside ``load_state_dict``."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {where} has an invalid state")
+    for key, kind in _STATE_TYPES.items():
+        if key in state and not isinstance(state[key], kind):
+            raise CheckpointError(f"checkpoint {where} has an invalid {key!r} record")
+    groups = [state.get("nets", {}), state.get("optimizers", {})]
+    if not all(isinstance(v, dict) for g in groups for v in g.values()):
+        raise CheckpointError(f"checkpoint {where} has a net or optimizer that is not a mapping")
+    if state.get("ema") is not None and not isinstance(state["ema"], dict):
+        raise CheckpointError(f"checkpoint {where} has an invalid 'ema' record")
+
+
+def _read_record(json_path: Path) -> dict[str, Any]:
     where = str(json_path)
     try:
         raw = json_path.read_bytes()
@@ -205,29 +267,109 @@ def load_checkpoint(json_path: str | Path) -> Checkpoint:
         record = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise CheckpointError(f"checkpoint {where} is corrupt (not valid JSON)") from None
+    except RecursionError:
+        raise CheckpointError(f"checkpoint {where} is nested too deeply") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {where} is not an otgen checkpoint ({FORMAT})")
-    name = record.get("tensors")
-    if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
-        raise CheckpointError(f"checkpoint {where} names an invalid tensor file")
-    tensor_path = json_path.parent / name
+    return record
+
+
+def _read_tensors(tensor_path: Path, record: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
+    """The tensor file, verified against the record's SHA-256 and its own recorded step."""
+    from safetensors.torch import load
+
     try:
         blob = tensor_path.read_bytes()
     except OSError:
-        raise CheckpointError(f"checkpoint {where}: tensor file {name} is missing") from None
+        raise CheckpointError(f"checkpoint tensor file {tensor_path} is missing") from None
     if hashlib.sha256(blob).hexdigest() != record.get("sha256"):
         raise CheckpointError(
             f"checkpoint tensor file {tensor_path} is corrupt or truncated (checksum mismatch)"
         )
+    own = _tensor_metadata(blob).get("step")
+    if own != str(step):
+        raise CheckpointError(
+            f"checkpoint tensor file {tensor_path} holds step {own or 'unknown'}, not step {step}"
+        )
     try:
-        tensors = load(blob)
+        return load(blob)
     except Exception as exc:  # safetensors parses without code execution; any failure = corrupt
         raise CheckpointError(f"checkpoint tensor file {tensor_path} is corrupt ({exc})") from None
-    step = record.get("step")
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise CheckpointError(f"checkpoint {where} has an invalid step {step!r}")
-    state = unflatten(record.get("state", {}), tensors)
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {where} has an invalid state")
-    meta = {k: v for k, v in record.items() if k != "state"}
-    return Checkpoint(json_path, step, meta, state)
+
+
+def _tensor_metadata(blob: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors blob: an 8-byte little-endian header length, then
+    that many bytes of JSON. Anything malformed reads as no metadata."""
+    if len(blob) < 8:
+        return {}
+    n = int.from_bytes(blob[:8], "little")
+    if n > len(blob) - 8:
+        return {}
+    try:
+        header = json.loads(blob[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return {}
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+# -- resuming a training run --------------------------------------------------------------
+
+# Keys that change what a run logs or where it runs, never the numbers it trains to.
+HARMLESS_CHANGES = frozenset(
+    {"device", "out", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"}
+    | {"n_samples", "tensorboard"}
+)
+
+
+def check_resumable(ckpt: Checkpoint, config: dict[str, Any], allow=()) -> None:
+    """Refuse to resume from ``ckpt`` under a training config that differs from the one the
+    checkpoint was trained with (``config`` is ``TrainConfig.to_dict()``), except for
+    :data:`HARMLESS_CHANGES` and the dotted keys in ``allow``; also check the state holds what a
+    resume needs (nets, optimisers, RNG state, meter), so a damaged record is one line."""
+    where = str(ckpt.path)
+    state, meta = ckpt.state, ckpt.meta
+    for key in ("nets", "optimizers", "rng", "extra"):
+        if key not in state:
+            raise CheckpointError(f"checkpoint {where} has no {key!r} record")
+    meter = state.get("meter", {"sums": {}, "count": 0})
+    sums = meter.get("sums") if isinstance(meter, dict) else None
+    count = meter.get("count") if isinstance(meter, dict) else None
+    if (
+        not isinstance(sums, dict)
+        or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in sums.values())
+        or isinstance(count, bool)
+        or not isinstance(count, int)
+        or count < 0
+    ):
+        raise CheckpointError(f"checkpoint {where} has an invalid 'meter' record")
+    if not isinstance(meta.get("phase", ""), str):
+        raise CheckpointError(f"checkpoint {where} has an invalid 'phase'")
+    stored = meta.get("config")
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"checkpoint {where} does not record its training config")
+    old, new = _leaves(stored), _leaves(config)
+    changed = sorted(
+        k
+        for k in old.keys() | new.keys()
+        if old.get(k) != new.get(k) and k not in HARMLESS_CHANGES and k not in set(allow)
+    )
+    if changed:
+        shown = ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in changed[:4])
+        raise CheckpointError(
+            f"cannot resume from {ckpt.path.name}: the config changed since it was written: "
+            f"{shown}; restore the config or allow the change explicitly "
+            f"(--allow-change {changed[0]})"
+        )
+
+
+def _leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"params": {"lr": 1}, "data": {"n": 5}}`` -> ``{"method.lr": 1, "data.n": 5}``."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            # method parameters are spelled method.X on the command line (--set method.lr=...)
+            out.update(_leaves(v, "method." if (prefix, k) == ("", "params") else f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from otgen.errors import OTGenError
+from otgen.utils.checks import check_config_int, decode_text
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 DISTRIBUTED_MODES = ("ddp", "allreduce")
@@ -211,10 +212,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise OTGenError(f"{key}: expected true or false, got {value!r}")
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise OTGenError(f"{key}: expected an integer, got {value!r}")
-        return value
+            if not (isinstance(value, float) and value.is_integer()):
+                raise OTGenError(f"{key}: expected an integer, got {value!r}")
+            value = int(value)
+        return check_config_int(value, key)
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
             try:
@@ -337,7 +338,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise OTGenError(f"config file {str(path)!r} not found")
-    text = path.read_text()
+    text = decode_text(path.read_bytes(), f"config file {str(path)!r}")
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ import torch
 from otgen.data.spec import DataSpec
 from otgen.engine import distributed as D
 from otgen.engine.checkpoint import (
+    check_resumable,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -49,6 +51,7 @@ from otgen.engine.ema import EMA
 from otgen.engine.logging import MetricMeter, RunLogger
 from otgen.errors import CheckpointError, NonFiniteError, OTGenError
 from otgen.methods.base import Method, Phase
+from otgen.utils.checks import check_batchnorm_batch, check_output_path
 from otgen.utils.device import resolve_device
 from otgen.utils.io import write_json
 from otgen.utils.progress import progress
@@ -213,6 +216,8 @@ def _phase_bounds(phases: list[Phase]) -> list[tuple[int, int]]:
 class Trainer:
     """Builds a method for a config and runs (or resumes) its training; rank 0 writes."""
 
+    allow_changes: tuple[str, ...] = ()  # config keys a resume may change (check_resumable)
+
     def __init__(self, config: TrainConfig, data: Any = None, *, resume: bool = False) -> None:
         self.config = config.validate_for_run()
         self.run_dir = Path(config.out)
@@ -229,6 +234,7 @@ class Trainer:
         self.method: Method = build_method(config, self.spec, self.device)
         # config.json records what the run trains with: the method's resolved settings
         # (e.g. EOTGM's latent_dim/optimizer/lr chosen for the data), never None.
+        check_batchnorm_batch(self.method.nets, config.batch_size // self.info.world_size)
         self.config = config = resolved_config(config, self.method)
         if resume and (self.run_dir / CONFIG_FILE).exists():
             self._check_same_config()
@@ -259,8 +265,7 @@ class Trainer:
     # -- setup ----------------------------------------------------------------------------
     def _check_run_dir(self, resume: bool) -> None:
         cfg_path = self.run_dir / CONFIG_FILE
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise OTGenError(f"out: {self.run_dir} exists and is not a directory")
+        check_output_path(self.run_dir, "out", directory=True)
         has_run = cfg_path.exists() or bool(list_checkpoints(self.run_dir / CHECKPOINT_DIR))
         if has_run and not resume:
             raise OTGenError(
@@ -336,6 +341,7 @@ class Trainer:
 
     def restore(self, path: Path) -> None:
         ckpt = load_checkpoint(path)
+        check_resumable(ckpt, self.config.to_dict(), self.allow_changes)
         if ckpt.step > self.total:
             raise CheckpointError(f"checkpoint step {ckpt.step} is past the run's end {self.total}")
         apply_state(self.method, ckpt.state, self.ema)
@@ -578,13 +584,18 @@ def _as_config(config: TrainConfig | dict | str | Path) -> TrainConfig:
 
 
 def train(
-    config: TrainConfig | dict | str | Path, data: Any = None, *, resume: bool = False
+    config: TrainConfig | dict | str | Path,
+    data: Any = None,
+    *,
+    resume: bool = False,
+    allow_changes: Sequence[str] = (),
 ) -> Path:
     """Train a run; returns its directory. ``data``: an in-memory Dataset or tensor (default:
     ``otgen.data.load(config.data.name, ...)``). ``resume=True`` continues from the newest
     checkpoint in ``config.out`` if there is one (else starts), instead of refusing the dir.
     """
     trainer = Trainer(_as_config(config), data, resume=resume)
+    trainer.allow_changes = tuple(allow_changes)
     try:
         return trainer.run()
     finally:
@@ -592,11 +603,21 @@ def train(
             D.shutdown()
 
 
-def resume(run_dir: str | Path, data: Any = None, *, device: str | None = None) -> Path:
-    """Continue the run in ``run_dir`` from its newest checkpoint, to the configured end."""
+def resume(
+    run_dir: str | Path,
+    data: Any = None,
+    *,
+    device: str | None = None,
+    allow_changes: Sequence[str] = (),
+) -> Path:
+    """Continue the run in ``run_dir`` from its newest checkpoint, to the configured end.
+
+    A config edited since the checkpoint is refused unless its changed keys are in
+    ``allow_changes`` (e.g. ``("steps",)`` to extend a run).
+    """
     config, _ = read_run(run_dir)
     config = config.replace(out=str(run_dir), **({"device": device} if device else {}))
-    return train(config, data, resume=True)
+    return train(config, data, resume=True, allow_changes=allow_changes)
 
 
 def resolved_config(config: TrainConfig, method: Method) -> TrainConfig:

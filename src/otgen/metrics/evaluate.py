@@ -275,19 +275,16 @@ def load_samples(path: str | Path) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"samples file not found: {path}")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise OTGenError(f"cannot read samples from {path} ({exc})") from None
+    from otgen.data.images import load_numpy
+
+    loaded = load_numpy(path, "samples file")
     if isinstance(loaded, np.ndarray):
         arr = loaded
     else:  # an .npz archive
-        with loaded:
-            files = loaded.files
-            key = next((k for k in ("samples", "x") if k in files), None)
-            if key is None and len(files) != 1:
-                raise OTGenError(f"{path}: name the samples array 'samples' (arrays: {files})")
-            arr = loaded[key or files[0]]
+        key = next((k for k in ("samples", "x") if k in loaded), None)
+        if key is None and len(loaded) != 1:
+            raise OTGenError(f"{path}: name the samples array 'samples' (arrays: {list(loaded)})")
+        arr = loaded[key or next(iter(loaded))]
     if arr.dtype == np.uint8:
         arr = arr.astype(np.float32) / 127.5 - 1.0
     if not np.issubdtype(arr.dtype, np.floating) or arr.ndim not in (2, 3, 4) or len(arr) == 0:

@@ -273,10 +273,10 @@ def load_domain_net(path: str | Path) -> tuple[DomainNet, dict[str, Any]]:
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from None
-    net = DomainNet(**record.get("arch", {}))
     try:
+        net = DomainNet(**record.get("arch", {}))
         net.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, ValueError) as exc:
         raise CheckpointError(
             f"{path}: weights do not fit the DomainNet architecture ({exc})"
         ) from None

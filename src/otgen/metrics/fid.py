@@ -147,18 +147,16 @@ def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"FID statistics file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if "mu" not in f.files or "sigma" not in f.files:
-                raise OTGenError(
-                    f"{path} is not an FID statistics file (needs arrays 'mu' and 'sigma', "
-                    f"has {', '.join(f.files) or 'none'})"
-                )
-            mu, sigma = f["mu"], f["sigma"]
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, OTGenError):
-            raise
-        raise OTGenError(f"cannot read FID statistics from {path} ({exc})") from None
+    from otgen.data.images import load_numpy
+
+    arrays = load_numpy(path, "FID statistics file")
+    if not isinstance(arrays, dict) or "mu" not in arrays or "sigma" not in arrays:
+        has = ", ".join(arrays) if isinstance(arrays, dict) else "one bare array"
+        raise OTGenError(
+            f"{path} is not an FID statistics file (needs arrays 'mu' and 'sigma', has "
+            f"{has or 'none'})"
+        )
+    mu, sigma = arrays["mu"], arrays["sigma"]
     return _check_stats(mu, sigma, "")
 
 

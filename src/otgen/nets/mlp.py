@@ -28,6 +28,7 @@ from otgen.nets.layers import (
     sn,
 )
 from otgen.nets.layers import activation as _activation
+from otgen.utils.checks import check_layer_widths
 
 
 class MLP(nn.Sequential):
@@ -49,6 +50,7 @@ class MLP(nn.Sequential):
     ) -> None:
         layers: list[nn.Module] = []
         dims = [in_dim, *hidden]
+        check_layer_widths([*dims, out_dim], "hidden")
         for d_in, d_out in itertools.pairwise(dims):
             layers.append(sn(nn.Linear(d_in, d_out, bias=not batchnorm), spectral_norm))
             if batchnorm:
@@ -107,6 +109,7 @@ class MLPDiscriminator(FeatureDiscriminator):
         self.pack = Packing(pack)
         blocks: list[nn.Module] = []
         dims = [in_dim * pack, *hidden]
+        check_layer_widths([*dims, out_dim], "hidden", factor=maxout_pieces or 1)
         for d_in, d_out in itertools.pairwise(dims):
             if maxout_pieces:
                 blocks.append(Maxout(d_in, d_out, maxout_pieces, spectral_norm))

@@ -6,8 +6,11 @@ argument and the problem, so no NaN or shape error surfaces deep inside a comput
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +31,8 @@ def as_tensor(
             t = torch.as_tensor(np.asarray(x))
         except (TypeError, ValueError) as exc:
             raise OTGenError(f"{name}: cannot convert to a tensor ({exc})") from None
+    if t.is_complex():  # casting to a real dtype would silently drop the imaginary part
+        raise OTGenError(f"{name}: complex values are not supported (got {t.dtype})")
     if dtype is not None or not t.is_floating_point():
         t = t.to(dtype or torch.get_default_dtype())
     if device is not None:
@@ -96,6 +101,77 @@ def check_int(value: int, name: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise OTGenError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+# Config integers are counts (steps, sizes, intervals) or a seed. A count beyond 2**31 - 1 is a
+# typo, never a plan: 10**23 steps would train silently forever. Seeds go up to what every RNG
+# takes (torch and numpy need int64; more overflows deep inside them).
+MAX_COUNT = 2**31 - 1
+MAX_SEED = 2**63 - 1
+
+
+def check_config_int(value: int, key: str) -> int:
+    """Refuse integers too large for their config field (``key`` is the dotted name)."""
+    limit = MAX_SEED if key.rsplit(".", 1)[-1] == "seed" else MAX_COUNT
+    if not -limit <= value <= limit:
+        raise OTGenError(f"{key}: {value} is too large (at most {limit})")
+    return value
+
+
+def decode_text(data: bytes, what: str) -> str:
+    """UTF-8 text of a config or metadata file; other encodings are refused in one line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise OTGenError(
+            f"{what} is not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r})"
+        ) from None
+
+
+def check_output_path(path: str | Path, name: str, *, directory: bool = False) -> Path:
+    """Refuse, before any work is done, an output that cannot be written: a file where a
+    directory is needed (or the reverse), a path under a file, or a read-only directory."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != directory:
+        kind = "is a directory" if path.is_dir() else "exists and is not a directory"
+        raise OTGenError(f"{name}: {path} {kind}")
+    anchor = path if directory else path.parent
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise OTGenError(f"{name}: {path} lies under {anchor}, which is a file")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise OTGenError(f"{name}: {anchor} is not writable")
+    return path
+
+
+def check_batchnorm_batch(nets: dict[str, torch.nn.Module], batch: int) -> None:
+    """BatchNorm in training mode needs two or more samples per batch (the batch variance of
+    one sample is 0); refuse a per-process batch of 1 up front instead of failing mid-step."""
+    if batch >= 2:
+        return
+    for name, net in nets.items():
+        if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+            raise OTGenError(
+                f"batch_size: a batch of {batch} sample per process is too small for the "
+                f"BatchNorm layers of {name!r}; use a batch of at least 2"
+            )
+
+
+# No net of the papers has more than ~10**7 weights; 2**28 (1 GiB of float32, 4 GiB with Adam's
+# state) is far above them and still refused before torch spends minutes allocating it.
+MAX_LAYER_WEIGHTS = 2**28
+
+
+def check_layer_widths(dims: Sequence[int], what: str, *, factor: int = 1) -> None:
+    """Refuse fully connected widths ``dims`` (input, hidden..., output) whose weights would not
+    fit in memory; ``factor`` multiplies every layer's output (maxout pieces)."""
+    total = sum(a * b * factor for a, b in itertools.pairwise(dims))
+    if total > MAX_LAYER_WEIGHTS:
+        raise OTGenError(
+            f"{what}: layer widths {list(dims)} need {total:,} weights "
+            f"(more than {MAX_LAYER_WEIGHTS:,}); use smaller hidden sizes"
+        )
 
 
 def check_choice(value: str, name: str, choices: Sequence[str]) -> str:
