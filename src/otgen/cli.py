@@ -23,6 +23,7 @@ from otgen import __version__
 from otgen.errors import OTGenError
 
 COMMANDS: dict[str, str] = {
+    "data": "otgen.commands.data",
     "eval": "otgen.commands.eval",
     "features": "otgen.commands.features",
     "refine": "otgen.commands.refine",

@@ -223,7 +223,8 @@ class _StackedGAN:
             "D": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
-            "rng": [g.get_state() for g in self.gens],
+            # keyed by seed: checkpoints hold RNG records as a mapping
+            "rng": {str(s): g.get_state() for s, g in zip(self.seeds, self.gens, strict=True)},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -233,8 +234,8 @@ class _StackedGAN:
         self.D.load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        for g, st in zip(self.gens, state["rng"], strict=True):
-            g.set_state(st.to(torch.uint8).cpu())
+        for s, g in zip(self.seeds, self.gens, strict=True):
+            g.set_state(state["rng"][str(s)].to(torch.uint8).cpu())
         self.step_count = int(state["step"])
 
 
