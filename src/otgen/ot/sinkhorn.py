@@ -67,6 +67,8 @@ from otgen.ot.costs import (
     check_memory,
     cost_matrix,
     default_chunk,
+    fused_lse,
+    fused_lse_applies,
     iter_chunks,
     lse_reduce,
     reject_complex,
@@ -153,11 +155,16 @@ class _Problem:
             d(self.x), d(self.y), d(self.C), self.cost_fn, self.online, self.chunk, self.batched
         )
 
-    def lse(self, h: torch.Tensor, eps: float, dim: int) -> torch.Tensor:
-        """``dim=-1``: ``LSE_j(h_j - C_ij/eps)``; ``dim=-2``: ``LSE_i(h_i - C_ij/eps)``."""
+    def lse(self, h: torch.Tensor, eps: float, dim: int, shift=None) -> torch.Tensor:
+        """``dim=-1``: ``LSE_j(h_j - C_ij/eps)``; ``dim=-2``: ``LSE_i(h_i - C_ij/eps)``.
+        ``shift``: an estimate of the result, which lets large online problems take the
+        fused single-pass kernel (:func:`otgen.ot.costs.fused_lse`)."""
         if self.C is not None:
             hb = h.unsqueeze(-2) if dim == -1 else h.unsqueeze(-1)
             return torch.logsumexp(hb - self.C / eps, dim=dim)
+        need_grad = h.requires_grad or self.x.requires_grad or self.y.requires_grad
+        if shift is not None and fused_lse_applies(self.x, self.y, self.cost_fn, need_grad):
+            return fused_lse(self.x, self.y, h, eps, shift, dim=dim)
         return lse_reduce(self.x, self.y, h, eps, self.cost_fn, dim=dim, chunk_size=self.chunk)
 
     def max_cost(self) -> float:
@@ -362,7 +369,10 @@ def _solve_log(prob: _Problem, a, b, schedule, tol, max_iter, check_every, stage
         last = k == len(schedule) - 1
         stage_it = 0
         while it < max_iter:
-            L = prob.lse(f / eps, eps, dim=-2)  # LSE_i((f_i - C_ij)/eps), shared by both uses
+            # LSE_i((f_i - C_ij)/eps), shared by both uses. Shifts for the fused kernel: at the
+            # fixed point g = eps (log b - L) and f = eps (log a - LSE_j), so the current
+            # potentials predict both reductions.
+            L = prob.lse(f / eps, eps, dim=-2, shift=(logb - g / eps).detach())
             if it > 0 and (it % check_every == 0 or not last):
                 # Columns of the current plan: exp(g_j/eps + L_j); rows are exact.
                 err = float(
@@ -373,12 +383,9 @@ def _solve_log(prob: _Problem, a, b, schedule, tol, max_iter, check_every, stage
                 if err <= tol or (not last and stage_it >= stage_iters):
                     break
             g = eps * (logb - L)
-            f = eps * (loga - prob.lse(g / eps, eps, dim=-1))
+            f = eps * (loga - prob.lse(g / eps, eps, dim=-1, shift=(loga - f / eps).detach()))
             it += 1
             stage_it += 1
-        else:  # max_iter reached: error of the final state
-            L = prob.lse(f.detach() / eps, eps, dim=-2)
-            err = float((torch.exp(g.detach() / eps + L) - b.detach()).abs().sum(-1).amax())
     return f, g, err, it
 
 
@@ -587,6 +594,8 @@ def _verify(det: _Problem, f, g, eps: float, a, b) -> tuple[float, torch.Tensor]
     internal state (scalings, an intermediate eps, a cut-short schedule) and can disagree
     with the returned plan; this pass makes ``marginal_error`` and ``converged`` describe
     what the user gets. One exp pass over the blocks (about half an iteration)."""
+    if det.C is None and fused_lse_applies(det.x, det.y, det.cost_fn, False):
+        return _verify_fused(det, f, g, eps, a, b)
     B = f.shape[0]
     rows = torch.zeros(B, f.shape[1], dtype=torch.float64, device=f.device)
     cols = torch.zeros(B, g.shape[1], dtype=torch.float64, device=f.device)
@@ -596,6 +605,17 @@ def _verify(det: _Problem, f, g, eps: float, a, b) -> tuple[float, torch.Tensor]
         rows[:, sl] = P.sum(-1, dtype=torch.float64)
         cols += P.sum(-2, dtype=torch.float64)
         total += (P.mul_(Cb)).sum((-1, -2), dtype=torch.float64)
+    return _l1(rows, a, cols, b), total.to(f.dtype)
+
+
+def _verify_fused(det: _Problem, f, g, eps: float, a, b) -> tuple[float, torch.Tensor]:
+    """:func:`_verify` through the fused kernel: row sums ``exp(f_i/eps + LSE_j(g_j/eps -
+    C_ij/eps))``, column sums alike, and ``<pi, C>`` with the row LSE as the exact shift."""
+    lse_r = det.lse(g / eps, eps, dim=-1, shift=a.log() - f / eps)
+    lse_c = det.lse(f / eps, eps, dim=-2, shift=b.log() - g / eps)
+    rows, cols = (f / eps + lse_r).double().exp(), (g / eps + lse_c).double().exp()
+    csum = fused_lse(det.x, det.y, g / eps, eps, lse_r, cost_sums=True)
+    total = ((f / eps + lse_r).double().exp() * csum.double()).sum(-1)
     return _l1(rows, a, cols, b), total.to(f.dtype)
 
 
