@@ -89,9 +89,7 @@ def test_fused_lse_matches_exact_for_any_shift(dim, offset):
         h = torch.randn(1, 70, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     eps = 0.01
     ref = costs.lse_reduce(x, y, h, eps, dim=dim)
-    out = costs.fused_lse(
-        x, y, h, eps, ref + offset, dim=dim, kernel=costs._shifted_lse_rows
-    )
+    out = costs.fused_lse(x, y, h, eps, ref + offset, dim=dim, kernel=costs._shifted_lse_rows)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-10)
 
 
