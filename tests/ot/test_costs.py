@@ -65,3 +65,41 @@ def test_reduce_chunks_generic_argmin():
     x, y = torch.randn(31, 2), torch.randn(9, 2)
     got = reduce_chunks(x, y, lambda c, _: c.argmin(-1), chunk_size=4)
     assert torch.equal(got, cost_matrix(x, y).argmin(-1))
+
+
+# ---------------------------------------------------------------- fused online kernel
+
+
+def _fused_case(seed=0, n=70, m=50):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, n, 2, generator=g, dtype=torch.float64)
+    y = torch.rand(1, m, 2, generator=g, dtype=torch.float64)
+    return x, y, torch.randn(1, m, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("dim", [-1, -2])
+@pytest.mark.parametrize("offset", [0.0, 200.0, -200.0])
+def test_fused_lse_matches_exact_for_any_shift(dim, offset):
+    # A good shift gives one exact pass; shifts off by +-200 under/overflow the sums and those
+    # rows must be redone exactly (not returned as -inf / inf / floor mass).
+    from otgen.ot import costs
+
+    x, y, h = _fused_case()
+    if dim == -2:
+        h = torch.randn(1, 70, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    eps = 0.01
+    ref = costs.lse_reduce(x, y, h, eps, dim=dim)
+    out = costs.fused_lse(x, y, h, eps, ref + offset, dim=dim, kernel=costs._shifted_lse_rows)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-10)
+
+
+def test_fused_cost_sums_give_the_plan_cost():
+    from otgen.ot import costs
+
+    x, y, h = _fused_case(2)
+    eps, f = 0.02, torch.zeros(1, 70, dtype=torch.float64)
+    lse = costs.lse_reduce(x, y, h, eps)
+    s = costs.fused_lse(x, y, h, eps, lse, cost_sums=True, kernel=costs._shifted_cost_rows)
+    C = costs.cost_matrix(x, y)
+    P = torch.exp(f[..., None] + h[:, None, :] - C / eps)
+    torch.testing.assert_close((torch.exp(lse) * s).sum(), (P * C).sum())

@@ -175,3 +175,45 @@ def test_bad_query_points_raise():
         res.transport(torch.rand(5, 3))
     with pytest.raises(OTGenError, match="NaN"):
         res.assign(torch.tensor([[0.0, math.nan]]))
+
+
+# ------------------------------------------------------ regressions (issues #14 and #17)
+
+
+def test_averaged_with_no_iterations_returns_the_start_point():
+    # max_iter=0 raised UnboundLocalError: now the start point with its one-batch estimate.
+    y = torch.randn(6, 2, generator=torch.Generator().manual_seed(2))
+    res = sd.solve(y, method="averaged", max_iter=0, n_samples=4096, tol=1e-9)
+    assert res.n_iter == 0 and not res.converged
+    assert math.isfinite(res.marginal_error)
+    # the estimate is the start point's measured L1 error on that batch
+    w = sd.cell_statistics(res.y, res.h, sd.SourceSampler(2, seed=0), 4096).measures
+    assert res.marginal_error == pytest.approx(float((w - res.b).abs().sum()), rel=1e-12)
+
+
+@pytest.mark.parametrize("window", [1, 2, 3])
+def test_too_small_window_is_refused(window):
+    # a window of <= 2 keeps one gradient and its spread is 0/0: marginal_error was NaN
+    y = torch.randn(6, 2, generator=torch.Generator().manual_seed(2))
+    with pytest.raises(OTGenError, match="window"):
+        sd.solve(y, method="averaged", window=window, max_iter=20)
+
+
+def test_smallest_window_gives_a_finite_error():
+    y = torch.randn(6, 2, generator=torch.Generator().manual_seed(2))
+    res = sd.solve(y, method="averaged", window=4, max_iter=12, n_samples=2048, tol=1e-9)
+    assert math.isfinite(res.marginal_error)
+
+
+@pytest.mark.parametrize("key", ["n_samples", "max_samples"])
+def test_zero_samples_is_refused(key):
+    y = torch.randn(6, 2, generator=torch.Generator().manual_seed(2))
+    with pytest.raises(OTGenError, match=key):
+        sd.solve(y, **{key: 0})
+
+
+def test_complex_and_empty_targets_are_refused():
+    with pytest.raises(OTGenError, match="complex"):
+        sd.solve(torch.ones(3, 2, dtype=torch.complex64))
+    with pytest.raises(OTGenError, match="empty"):
+        sd.solve(torch.zeros(0, 2))

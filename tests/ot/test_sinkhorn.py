@@ -182,8 +182,11 @@ def test_float32_stable_at_tiny_eps():
     eps = 1e-4 * float(cost_matrix(x, y).mean())
     # online LSE in float32 rounds g_j - C_ij to ~6e-8 absolute, i.e. ~2e-3 after dividing
     # by eps here: its marginal accuracy floor is ~1e-3; the absorbed kernel has no such floor.
+    # eps ~ 2e-5 max C: float32 rounds the plan's exponent by ~2e-2, so the solve is promoted
+    # to float64 (with a warning) rather than report a plan it cannot represent.
     for kw, tol in (({"anneal": True}, 1e-3), ({"anneal": True, "memory": "online"}, 1e-2)):
-        r = sinkhorn(x, y, eps=eps, tol=tol, max_iter=3000, **kw)
+        with pytest.warns(UserWarning, match="float64"):
+            r = sinkhorn(x, y, eps=eps, tol=tol, max_iter=3000, **kw)
         for t in (r.value, r.cost, r.f, r.g, r.plan()):
             assert bool(torch.isfinite(t).all())
         assert r.converged, r.marginal_error
@@ -220,3 +223,86 @@ def test_bad_input_raises(kwargs, match):
     args = {"x": torch.rand(4, 2), "y": torch.rand(3, 2), "eps": 0.1, **kwargs}
     with pytest.raises(OTGenError, match=match):
         sinkhorn(**args)
+
+
+# ------------------------------------------------ reported numbers describe the returned plan
+
+
+def _true_error(r, n, m):
+    P = r.plan().double()
+    return _l1_error(P, torch.full((n,), 1 / n, dtype=D), torch.full((m,), 1 / m, dtype=D))
+
+
+@pytest.mark.parametrize("memory", ["dense", "online"])
+def test_anneal_cut_short_reports_the_returned_plan(memory):
+    # max_iter runs out in the first eps stages: the potentials returned are far from the
+    # target-eps solution, and neither the error nor `converged` may say otherwise.
+    x, y = _cloud(60, seed=31, dtype=torch.float32), _cloud(60, seed=32, dtype=torch.float32)
+    r = sinkhorn(x, y, eps=1e-3, anneal=True, max_iter=2, tol=1e-2, memory=memory)
+    true = _true_error(r, 60, 60)
+    assert true > 1.0
+    assert r.marginal_error == pytest.approx(true, rel=1e-6)
+    assert not r.converged
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e5])
+def test_tiny_eps_float32_is_promoted_and_honest(scale):
+    # eps = 1e-8 x mean cost: float32 cannot resolve the plan's exponent (it returned a plan
+    # of mass 0 with converged=True); cost scale 1e10 (points x 1e5) alike.
+    x = _cloud(50, seed=33, dtype=torch.float32) * scale
+    y = _cloud(50, seed=34, dtype=torch.float32) * scale
+    eps = 1e-8 * float(cost_matrix(x.double(), y.double()).mean())
+    with pytest.warns(UserWarning, match="float64"):
+        r = sinkhorn(x, y, eps=eps, max_iter=50)
+    P = r.plan()
+    assert P.dtype == torch.float64
+    assert r.marginal_error == pytest.approx(_true_error(r, 50, 50), rel=1e-6, abs=1e-12)
+    assert r.converged == (r.marginal_error <= 1e-3)
+    C = cost_matrix(x.double(), y.double())
+    assert float(r.cost) == pytest.approx(float((P * C).sum()), rel=1e-6)
+
+
+def test_eps_beyond_float64_is_refused():
+    x, y = _cloud(20, seed=35), _cloud(20, seed=36)
+    with pytest.raises(OTGenError, match="too small"):
+        sinkhorn(x, y, eps=1e-17)
+
+
+def test_far_from_origin_clouds_keep_an_exact_cost():
+    # ||x||^2 ~ 2e5 in float32: the GEMM expansion of |x - y|^2 has absolute errors ~1e-2 =
+    # eps unless the clouds are centred first. Reference: the same float32 points in float64.
+    x = (_cloud(40, seed=37) + 300).float()
+    y = (_cloud(40, seed=38) + 300).float()
+    ref = sinkhorn(x.double(), y.double(), eps=0.01)
+    r = sinkhorn(x, y, eps=0.01)
+    assert r.converged
+    assert float(r.cost) == pytest.approx(float(ref.cost), rel=1e-4)
+
+
+@pytest.mark.parametrize("which", ["x", "y", "C"])
+def test_complex_inputs_are_refused(which):
+    x, y = _cloud(5, seed=39), _cloud(5, seed=40)
+    kw = {"x": x, "y": y}
+    if which == "C":
+        kw = {"C": cost_matrix(x, y).to(torch.complex128)}
+    else:
+        kw[which] = kw[which].to(torch.complex128)
+    with pytest.raises(OTGenError, match="complex"):
+        sinkhorn(**kw, eps=0.1)
+
+
+def test_numpy_complex_is_refused():
+    with pytest.raises(OTGenError, match="complex"):
+        sinkhorn(np.ones((3, 2), dtype=complex), np.ones((3, 2)), eps=0.1)
+
+
+def test_dense_too_large_for_memory_is_refused_before_allocating():
+    # 2 x 300k x 300k float32 = 670 GiB: refused with the memory estimate and the online hint.
+    x = torch.zeros(300_000, 2).uniform_()
+    with pytest.raises(OTGenError, match="memory='online'"):
+        sinkhorn(x, x, eps=0.1, memory="dense")
+
+
+def test_empty_inputs_are_refused():
+    with pytest.raises(OTGenError, match="empty"):
+        sinkhorn(torch.zeros(0, 2), torch.ones(3, 2), eps=0.1)

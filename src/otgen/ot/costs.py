@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 
 from otgen.errors import OTGenError
@@ -57,6 +58,48 @@ def euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 _NAMED: dict[str, CostFn] = {"sqeuclidean": sqeuclidean, "euclidean": euclidean}
+
+
+def center(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Translate both clouds by their joint mean (detached): distances are unchanged, but the
+    expansion in :func:`sqeuclidean` loses ``u ||x||^2`` to cancellation, so clouds far from
+    the origin (offset 1e5 in float32: errors of ~1e3 in C) become exact to ``u ||x - y||^2``."""
+    c = torch.cat([x.detach(), y.detach()], dim=-2).mean(-2, keepdim=True)
+    return x - c, y - c
+
+
+def reject_complex(t, name: str) -> None:
+    """Complex inputs have no ordering or cost here: converting them would drop the
+    imaginary part silently, so they are refused."""
+    if t is None:
+        return
+    cplx = t.is_complex() if isinstance(t, torch.Tensor) else np.iscomplexobj(t)
+    if cplx:
+        raise OTGenError(f"{name} is complex; optimal transport needs real-valued inputs")
+
+
+def _available_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_memory(need: int, device: torch.device, what: str, *, hint: str) -> None:
+    """Refuse an allocation of ``need`` bytes that cannot fit (estimated before allocating);
+    ``hint`` says how to do without it."""
+    avail = _available_bytes(device)
+    if avail is not None and need > 0.9 * avail:
+        raise OTGenError(
+            f"{what} needs about {need / 2**30:.1f} GiB but {avail / 2**30:.1f} GiB are "
+            f"available; {hint}"
+        )
 
 
 def resolve_cost(cost: CostLike) -> CostFn:
@@ -159,3 +202,113 @@ def lse_reduce(
         return z.sum(dim).log_().add_(mx.squeeze(dim))
 
     return reduce_chunks(x, y, fn, cost, dim=dim, chunk_size=chunk_size)
+
+
+# ------------------------------------------------------- fused online kernel (squared cost)
+
+#: Reductions with at least this many kernel entries (and a low dimension) use the compiled
+#: fused kernel below; smaller ones are not worth its one-off compilation (~20 s on 2 cores).
+COMPILE_MIN_ENTRIES = 1 << 26
+#: The fused kernel recomputes ``|x_i - y_j|^2`` coordinate by coordinate: cheap for d <= 8.
+COMPILE_MAX_DIM = 8
+#: Fixed rows per compiled block (the last block is padded): one compilation per problem.
+COMPILE_ROWS = 2048
+#: Exponents are clamped here: exp(-87) ~ 1.6e-38 is float32's smallest normal, so no
+#: denormal (slow) arithmetic; the floor adds at most m e^-87 of mass, negligible next to the
+#: accepted sums (>= e^-60, see ``_SHIFT_OK``).
+_EXP_FLOOR = -87.0
+#: A row whose shifted sum leaves [e^-60, e^60] had a poor shift: redone exactly.
+_SHIFT_OK = 60.0
+
+
+def _shifted_lse_rows(x, y, h, inv, shift):
+    """``log sum_j exp(h_j - |x_i - y_j|^2 inv)`` for a block of rows, stabilised by a given
+    per-row ``shift`` (a close estimate of the result) instead of the row maximum.
+
+    Written for ``torch.compile``: the broadcast difference, the square, the sum over the few
+    coordinates, the clamp, the exp and the row sum fuse into one loop over (i, j), so no
+    block is ever materialised and each kernel entry costs one exp plus a handful of flops.
+    Using a known shift (one pass) instead of the block maximum (two passes) is what makes
+    a single pass possible; rows where the shift was poor are detected and redone exactly.
+    The difference form ``(x - y)^2`` is also exact where the GEMM expansion cancels.
+    """
+    c = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    z = (h[None, :] - c * inv - shift[:, None]).clamp_min(_EXP_FLOOR)
+    return torch.exp(z).sum(1).log() + shift
+
+
+def _shifted_cost_rows(x, y, h, inv, shift):
+    """``sum_j exp(h_j - C_ij inv - shift_i) C_ij``: with ``shift`` the row's exact
+    log-sum-exp, ``exp(f_i / eps + shift_i)`` times this is the row's share of ``<pi, C>``."""
+    c = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    z = (h[None, :] - c * inv - shift[:, None]).clamp_min(_EXP_FLOOR)
+    return (torch.exp(z) * c).sum(1)
+
+
+_COMPILED: dict[str, Callable | None] = {}
+
+
+def _compiled_kernel(fn: Callable = _shifted_lse_rows) -> Callable | None:
+    """The compiled kernel, or None where ``torch.compile`` is unavailable (no compiler)."""
+    if fn.__name__ not in _COMPILED:
+        try:
+            k = torch.compile(fn, dynamic=False)
+            one = torch.zeros(COMPILE_ROWS, 1)
+            k(one, one[:8], one[:8, 0], torch.tensor(1.0), one[:, 0])  # compile now
+            _COMPILED[fn.__name__] = k
+        except Exception:  # no C++ toolchain, unsupported platform: eager blocks instead
+            _COMPILED[fn.__name__] = None
+    return _COMPILED[fn.__name__]
+
+
+def fused_lse_applies(x: torch.Tensor, y: torch.Tensor, cost: CostLike, need_grad: bool) -> bool:
+    """Whether :func:`lse_reduce` can take the compiled path for these inputs."""
+    return (
+        not need_grad
+        and resolve_cost(cost) is sqeuclidean
+        and x.device.type == "cpu"
+        and x.shape[-1] <= COMPILE_MAX_DIM
+        and x.shape[-2] * y.shape[-2] >= COMPILE_MIN_ENTRIES
+        and _compiled_kernel() is not None
+    )
+
+
+def fused_lse(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    h: torch.Tensor,
+    eps: float,
+    shift: torch.Tensor,
+    *,
+    dim: int = -1,
+    kernel: Callable | None = None,
+    cost_sums: bool = False,
+) -> torch.Tensor:
+    """:func:`lse_reduce` for the squared Euclidean cost through the fused kernel, batched
+    ``(B, n, d)`` inputs, with ``shift`` ``(B, n_kept)`` an estimate of the result (Sinkhorn
+    passes ``log a - f / eps`` from the previous iterate). ``kernel`` defaults to the
+    compiled one; tests pass the eager function. ``cost_sums``: return the rows' sums of
+    ``exp(h_j - C_ij / eps - shift_i) C_ij`` instead (``shift`` must then be exact)."""
+    kernel = kernel or _compiled_kernel(_shifted_cost_rows if cost_sums else _shifted_lse_rows)
+    if dim == -2:  # C_ij(x, y) = C_ji(y, x): reduce over x as rows of the swapped problem
+        x, y = y, x
+    inv = torch.tensor(1.0 / eps, dtype=x.dtype)
+    out = torch.empty_like(shift)
+    rows = COMPILE_ROWS
+    for b in range(x.shape[0]):
+        xb = x[b]
+        for lo in range(0, xb.shape[0], rows):
+            hi = min(lo + rows, xb.shape[0])
+            xs, ss = xb[lo:hi], shift[b, lo:hi]
+            if hi - lo < rows:  # pad: the compiled kernel has one fixed shape
+                xs = torch.cat([xs, xs.new_zeros(rows - (hi - lo), xs.shape[1])])
+                ss = torch.cat([ss, ss.new_zeros(rows - (hi - lo))])
+            out[b, lo:hi] = kernel(xs, y[b], h[b], inv, ss)[: hi - lo]
+    if cost_sums:
+        return out
+    # Rows whose shift was far off (sum under- or overflowed): exact two-pass reduction.
+    bad = ~torch.isfinite(out) | ((out - shift).abs() > _SHIFT_OK)
+    for b in bad.any(-1).nonzero().flatten().tolist():
+        idx = bad[b].nonzero().flatten()
+        out[b, idx] = lse_reduce(x[b, idx], y[b], h[b], eps, sqeuclidean)
+    return out

@@ -54,6 +54,7 @@ import torch
 import torch.distributed as dist
 
 from otgen.errors import CheckpointError, NonFiniteError, OTGenError
+from otgen.ot.costs import reject_complex
 from otgen.utils.checks import (
     ArrayLike,
     as_points,
@@ -418,6 +419,8 @@ def _prepare(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate targets/weights. Duplicate targets have no well-defined cells (their planes
     coincide up to h), so they are an error, or merged into one target with summed weight."""
+    reject_complex(y, "y")
+    reject_complex(b, "b")
     yt = as_points(y, "y", device=device).double()
     if b is not None:
         bt = as_tensor(b, "b", device=device).double()
@@ -528,6 +531,11 @@ def _solve_averaged(run: _Run, h, *, lr, n_samples, window, tol, lr_decay, max_s
     cancels the noise it has seen: Σ_t g_t telescopes to the drift of h), so the noise is
     added back from the observed spread of the g_t: E|e_i| ≈ sqrt(ḡ_i² + (2/π) s_i²/T).
     """
+    if run.max_iter == 0:  # no step allowed: the start point with a one-batch estimate
+        g = run.grad(h, n_samples)
+        err = float(g.abs().sum())
+        run.log(0, err, n_samples, h)
+        return h, err, float(g.norm()), 0, tol is not None and err <= tol
     opt = _Adam(lr)
     it, length, prev_err = 0, window, math.inf
     best: tuple[torch.Tensor, float, float] | None = None  # (h̄, err, ‖e‖₂) of a full window
@@ -690,7 +698,8 @@ def solve(
     ``lr``: Adam step; default 5e-2 (the papers' CelebA value) times the RMS spread of the
     scores ⟨x, y_i⟩ (so the default is invariant to the targets' scale); ``averaged`` uses it
     for the first window. ``patience``: adam doubles the batch after this many non-improving steps.
-    ``window``: first averaging window (steps). ``slab``: Newton slab quantile.
+    ``window``: first averaging window (steps, >= 4: the error estimate needs the spread of
+    at least two kept gradients). ``slab``: Newton slab quantile.
     ``h0``: initial heights, ``"voronoi"`` (default: every cell non-empty from the start),
     ``"zeros"`` (the papers' start) or a vector.
     ``duplicates``: ``"error"`` (default) or ``"merge"`` (identical targets become one target
@@ -708,8 +717,11 @@ def solve(
         check_positive(grad_tol, "grad_tol")
     max_iter = check_int(max_iter, "max_iter", minimum=0)
     defaults = {"adam": 20_000, "averaged": min(65536, max(8192, 16 * n)), "newton": 100 * n}
-    n_samples = check_int(n_samples or defaults[method], "n_samples")
-    max_samples = check_int(max_samples or max(n_samples, 64 * defaults[method]), "max_samples")
+    # `is None`, not `or`: an explicit 0 is refused, not replaced by the default.
+    n_samples = check_int(defaults[method] if n_samples is None else n_samples, "n_samples")
+    if max_samples is None:
+        max_samples = max(n_samples, 64 * defaults[method])
+    max_samples = check_int(max_samples, "max_samples")
     lr = check_positive(lr, "lr") if lr is not None else 5e-2 * _score_scale(yt, source)
     if isinstance(h0, str):
         check_choice(h0, "h0", INITS)
@@ -730,7 +742,8 @@ def solve(
         )  # fmt: skip
     elif method == "averaged":
         out = _solve_averaged(
-            run, h, lr=lr, n_samples=n_samples, window=check_int(window, "window"), tol=tol,
+            run, h, lr=lr, n_samples=n_samples, window=check_int(window, "window", minimum=4),
+            tol=tol,
             lr_decay=check_positive(lr_decay, "lr_decay"), max_samples=max_samples,
         )  # fmt: skip
     else:

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -62,10 +63,15 @@ import torch
 from otgen.errors import NonFiniteError, OTGenError
 from otgen.ot.costs import (
     CostLike,
+    center,
+    check_memory,
     cost_matrix,
     default_chunk,
+    fused_lse,
+    fused_lse_applies,
     iter_chunks,
     lse_reduce,
+    reject_complex,
     resolve_cost,
 )
 from otgen.utils.checks import (
@@ -89,6 +95,11 @@ ANNEAL_FACTOR = 0.5
 STAGE_ITERS = 3
 #: The scalings u, v are absorbed into (f, g) when they leave [1/ABSORB, ABSORB].
 ABSORB = 1e6
+#: Largest rounding error tolerated in the exponent ``(f_i + g_j - C_ij) / eps`` of the plan:
+#: about ``3 u max|C| / eps`` for unit roundoff ``u``. Above it float32 problems are promoted
+#: to float64 (with a warning) and float64 problems are refused: the plan's entries would be
+#: wrong by factors ``exp(error)``, whatever the iterations do.
+EXPONENT_ROUNDING = 1e-2
 
 
 @dataclass(frozen=True)
@@ -144,11 +155,16 @@ class _Problem:
             d(self.x), d(self.y), d(self.C), self.cost_fn, self.online, self.chunk, self.batched
         )
 
-    def lse(self, h: torch.Tensor, eps: float, dim: int) -> torch.Tensor:
-        """``dim=-1``: ``LSE_j(h_j - C_ij/eps)``; ``dim=-2``: ``LSE_i(h_i - C_ij/eps)``."""
+    def lse(self, h: torch.Tensor, eps: float, dim: int, shift=None) -> torch.Tensor:
+        """``dim=-1``: ``LSE_j(h_j - C_ij/eps)``; ``dim=-2``: ``LSE_i(h_i - C_ij/eps)``.
+        ``shift``: an estimate of the result, which lets large online problems take the
+        fused single-pass kernel (:func:`otgen.ot.costs.fused_lse`)."""
         if self.C is not None:
             hb = h.unsqueeze(-2) if dim == -1 else h.unsqueeze(-1)
             return torch.logsumexp(hb - self.C / eps, dim=dim)
+        need_grad = h.requires_grad or self.x.requires_grad or self.y.requires_grad
+        if shift is not None and fused_lse_applies(self.x, self.y, self.cost_fn, need_grad):
+            return fused_lse(self.x, self.y, h, eps, shift, dim=dim)
         return lse_reduce(self.x, self.y, h, eps, self.cost_fn, dim=dim, chunk_size=self.chunk)
 
     def max_cost(self) -> float:
@@ -181,6 +197,8 @@ _SQ, _EU = resolve_cost("sqeuclidean"), resolve_cost("euclidean")
 def _prepare(
     x, y, a, b, cost, C, memory, grad, chunk_size
 ) -> tuple[_Problem, torch.Tensor, torch.Tensor]:
+    for t, name in ((x, "x"), (y, "y"), (C, "C"), (a, "a"), (b, "b")):
+        reject_complex(t, name)
     if C is not None:
         Ct = as_tensor(C, "C")
         if Ct.ndim not in (2, 3) or 0 in Ct.shape:
@@ -202,6 +220,8 @@ def _prepare(
         if not batched:
             xt, yt = xt.unsqueeze(0), yt.unsqueeze(0)
         cost_fn = resolve_cost(cost)
+        if cost_fn in (_SQ, _EU):
+            xt, yt = center(xt, yt)
         B, n, m = xt.shape[0], xt.shape[1], yt.shape[1]
         big = 2 * B * n * m * xt.element_size() > DENSE_BYTES
         online = memory == "online" or (memory == "auto" and big and grad == "envelope")
@@ -209,6 +229,14 @@ def _prepare(
             raise OTGenError("grad='autograd' needs memory='dense' (it records every iteration)")
         dense_c = None
         if not online:
+            # C, the kernel buffer and (autograd) the recorded iterations: refuse before
+            # allocating rather than die in the allocator.
+            check_memory(
+                2 * B * n * m * xt.element_size(),
+                xt.device,
+                "memory='dense'",
+                hint="use memory='online' with grad='envelope' (chunked, O((n + m) d) memory)",
+            )
             dense_c = cost_fn(xt, yt)
             if cost_fn not in (_SQ, _EU):  # finite points give finite built-in costs
                 check_finite(dense_c.detach(), "cost matrix")
@@ -278,7 +306,11 @@ def _solve_scaling(C, a, b, schedule, tol, max_iter, check_every, stage_iters):
     g = torch.zeros(B, m, dtype=C.dtype, device=C.device)
     K = torch.empty_like(C)
     it, err = 0, math.inf
-    tiny = torch.finfo(C.dtype).tiny
+    # A row whose kernel entries all underflowed holds only the floor of ``_exp_floor_``
+    # (m x tiny of fake mass, which ``a / Kv`` would blow up into a plan of mass 0): any sum
+    # below sqrt(tiny) means the warm start is that far off, and the half step is redone in
+    # the log domain.
+    tiny = math.sqrt(torch.finfo(C.dtype).tiny)
     for k, eps in enumerate(schedule):
         last = k == len(schedule) - 1
         _absorbed_kernel(C, f, g, eps, K)
@@ -337,7 +369,10 @@ def _solve_log(prob: _Problem, a, b, schedule, tol, max_iter, check_every, stage
         last = k == len(schedule) - 1
         stage_it = 0
         while it < max_iter:
-            L = prob.lse(f / eps, eps, dim=-2)  # LSE_i((f_i - C_ij)/eps), shared by both uses
+            # LSE_i((f_i - C_ij)/eps), shared by both uses. Shifts for the fused kernel: at the
+            # fixed point g = eps (log b - L) and f = eps (log a - LSE_j), so the current
+            # potentials predict both reductions.
+            L = prob.lse(f / eps, eps, dim=-2, shift=(logb - g / eps).detach())
             if it > 0 and (it % check_every == 0 or not last):
                 # Columns of the current plan: exp(g_j/eps + L_j); rows are exact.
                 err = float(
@@ -348,12 +383,9 @@ def _solve_log(prob: _Problem, a, b, schedule, tol, max_iter, check_every, stage
                 if err <= tol or (not last and stage_it >= stage_iters):
                     break
             g = eps * (logb - L)
-            f = eps * (loga - prob.lse(g / eps, eps, dim=-1))
+            f = eps * (loga - prob.lse(g / eps, eps, dim=-1, shift=(loga - f / eps).detach()))
             it += 1
             stage_it += 1
-        else:  # max_iter reached: error of the final state
-            L = prob.lse(f.detach() / eps, eps, dim=-2)
-            err = float((torch.exp(g.detach() / eps + L) - b.detach()).abs().sum(-1).amax())
     return f, g, err, it
 
 
@@ -502,30 +534,38 @@ def sinkhorn(
     eps, tol, max_iter, check_every = _check_args(
         eps, tol, max_iter, grad, memory, check_every, ref.device.type
     )
+    scale = prob.detached().max_cost()
+    if _needs_float64(ref.dtype, scale, eps):
+        prob, a, b = _promote(x, y, a, b, cost, C, memory, grad, chunk_size, ref.dtype, eps, scale)
     det = prob.detached()
-    schedule = _schedule(eps, anneal, det.max_cost())
+    schedule = _schedule(eps, anneal, scale)
     if grad == "autograd":
-        f, g, err, it = _solve_log(prob, a, b, schedule, tol, max_iter, check_every, stage_iters)
+        f, g, _, it = _solve_log(prob, a, b, schedule, tol, max_iter, check_every, stage_iters)
         f, g = _balance(f, g, a, b)
         P = prob.plan(f, g, eps)
         value = (a * f).sum(-1) + (b * g).sum(-1)
         cost_val = (P * prob.C).sum((-1, -2))
+        err = _l1(
+            P.detach().sum(-1, dtype=torch.float64), a, P.detach().sum(-2, dtype=torch.float64), b
+        )
         plan_src = (prob, f, g)  # P above, recomputed on demand: differentiable
     else:
-        known = None
         with torch.no_grad():
             if det.C is not None:
-                f, g, err, it, known = _solve_scaling(
+                f, g, _, it, _ = _solve_scaling(
                     det.C, a.detach(), b.detach(), schedule, tol, max_iter, check_every, stage_iters
                 )
             else:
-                f, g, err, it = _solve_log(
+                f, g, _, it = _solve_log(
                     det, a.detach(), b.detach(), schedule, tol, max_iter, check_every, stage_iters
                 )
-        f, g = _balance(f, g, a.detach(), b.detach())
+            f, g = _balance(f, g, a.detach(), b.detach())
+            err, known = _verify(det, f, g, eps, a.detach(), b.detach())
         value = _envelope("value", prob, f, g, eps, a, b)
         cost_val = _envelope("cost", prob, f, g, eps, a, b, known=known)
         plan_src = (det, f, g)
+    if not math.isfinite(err):
+        raise NonFiniteError("Sinkhorn produced NaN/Inf (cost or weights invalid)")
     if not prob.batched:
         cost_val, value, f, g = (t.squeeze(0) for t in (cost_val, value, f, g))
     return SinkhornResult(
@@ -541,7 +581,78 @@ def sinkhorn(
     )
 
 
+def _l1(rows, a, cols, b) -> float:
+    """Largest (over the batch) L1 marginal error, in float64."""
+    a, b = a.detach().double(), b.detach().double()
+    return float(((rows - a).abs().sum(-1) + (cols - b).abs().sum(-1)).amax())
+
+
+def _verify(det: _Problem, f, g, eps: float, a, b) -> tuple[float, torch.Tensor]:
+    """Marginal error and ``<pi, C>`` of the plan the result hands out, from the returned
+    potentials at the target eps, evaluated exactly as :meth:`SinkhornResult.plan` builds
+    it (same formula, same dtype; sums in float64). The solver's own error test runs on its
+    internal state (scalings, an intermediate eps, a cut-short schedule) and can disagree
+    with the returned plan; this pass makes ``marginal_error`` and ``converged`` describe
+    what the user gets. One exp pass over the blocks (about half an iteration)."""
+    if det.C is None and fused_lse_applies(det.x, det.y, det.cost_fn, False):
+        return _verify_fused(det, f, g, eps, a, b)
+    B = f.shape[0]
+    rows = torch.zeros(B, f.shape[1], dtype=torch.float64, device=f.device)
+    cols = torch.zeros(B, g.shape[1], dtype=torch.float64, device=f.device)
+    total = torch.zeros(B, dtype=torch.float64, device=f.device)
+    for sl, Cb, _ in det.cost_blocks(det.x, det.y):
+        P = torch.exp((f[:, sl].unsqueeze(-1) + g.unsqueeze(-2) - Cb) / eps)
+        rows[:, sl] = P.sum(-1, dtype=torch.float64)
+        cols += P.sum(-2, dtype=torch.float64)
+        total += (P.mul_(Cb)).sum((-1, -2), dtype=torch.float64)
+    return _l1(rows, a, cols, b), total.to(f.dtype)
+
+
+def _verify_fused(det: _Problem, f, g, eps: float, a, b) -> tuple[float, torch.Tensor]:
+    """:func:`_verify` through the fused kernel: row sums ``exp(f_i/eps + LSE_j(g_j/eps -
+    C_ij/eps))``, column sums alike, and ``<pi, C>`` with the row LSE as the exact shift."""
+    lse_r = det.lse(g / eps, eps, dim=-1, shift=a.log() - f / eps)
+    lse_c = det.lse(f / eps, eps, dim=-2, shift=b.log() - g / eps)
+    rows, cols = (f / eps + lse_r).double().exp(), (g / eps + lse_c).double().exp()
+    csum = fused_lse(det.x, det.y, g / eps, eps, lse_r, cost_sums=True)
+    total = ((f / eps + lse_r).double().exp() * csum.double()).sum(-1)
+    return _l1(rows, a, cols, b), total.to(f.dtype)
+
+
+def _needs_float64(dtype: torch.dtype, scale: float, eps: float) -> bool:
+    """The exponent of the plan carries an absolute rounding error of about ``3 u scale /
+    eps`` (``f, g, C`` all of size ``scale``); see :data:`EXPONENT_ROUNDING`."""
+    return 3 * torch.finfo(dtype).eps * scale / eps > EXPONENT_ROUNDING
+
+
+def _promote(x, y, a, b, cost, C, memory, grad, chunk_size, dtype, eps, scale):
+    """Redo the set-up in float64 (warning), or refuse where float64 is not enough either."""
+    if _needs_float64(torch.float64, scale, eps) or dtype == torch.float64:
+        raise OTGenError(
+            f"eps={eps:.3g} is too small for costs up to {scale:.3g} even in float64 "
+            f"(need eps >= {3 * torch.finfo(torch.float64).eps * scale / EXPONENT_ROUNDING:.3g}); "
+            "increase eps or rescale the cost"
+        )
+    warnings.warn(
+        f"sinkhorn: eps={eps:.3g} is below what {dtype} resolves for costs up to {scale:.3g}; "
+        "solving in float64",
+        stacklevel=3,
+    )
+
+    def up(t):
+        return None if t is None else as_tensor(t, "input").double()
+
+    return _prepare(up(x), up(y), up(a), up(b), cost, up(C), memory, grad, chunk_size)
+
+
 def _plan_on_demand(src: _Problem, f, g, eps: float, batched: bool) -> torch.Tensor:
+    n, m = f.shape[-1], g.shape[-1]
+    check_memory(
+        2 * f.shape[0] * n * m * f.element_size(),
+        f.device,
+        f"the {n} x {m} plan",
+        hint="use the potentials f, g (result.f, result.g) and evaluate the plan by blocks",
+    )
     P = src.plan(f, g, eps)
     return P if batched else P.squeeze(0)
 
