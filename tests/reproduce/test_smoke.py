@@ -10,6 +10,8 @@ at this budget and are not checked.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import re
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+import torch
 
 import otgen.data
 from otgen import reproduce
@@ -44,8 +47,6 @@ class Smoke:
 
 
 def _module(name: str):
-    import importlib
-
     return importlib.import_module(f"otgen.reproduce.{name}")
 
 
@@ -112,7 +113,7 @@ def _eot_mixing(mp):
     mp.setattr(m, "QUICK", {"budget_s": 0.0, "n_train": CAP, "batch": 16, "mix_n": 50,
                             "repeats": 1})  # fmt: skip
     mp.setattr(m, "CALIBRATION_STEPS", 1)
-    mp.setattr(m, "MIN_STEPS", 2, raising=False)
+    mp.setattr(m, "MIN_STEPS", 2)
     _cap_loads(mp, "eot_mixing")
 
 
@@ -121,6 +122,9 @@ def _aeot_fmnist(mp):
     mp.setattr(m, "QUICK", {"n_train": CAP, "n_eval": 64, "batch": 16, "ae_steps": 4,
                             "gan_steps": 2, "width": 4, "latent_dim": 2, "ot_targets": 50,
                             "ot_time_limit": 0.5, "progress": 1})  # fmt: skip
+    # PRD's 10 k-means runs of 20 clusters dominate a tiny run; 1 run of 5 clusters suffices
+    prd = importlib.import_module("otgen.metrics.prd")
+    mp.setattr(prd, "prd", functools.partial(prd.prd, num_runs=1, num_clusters=5))
     _cap_loads(mp, "aeot_fmnist")
 
 
@@ -175,6 +179,15 @@ SMOKE: dict[str, Smoke] = {
         True,
     ),
 }  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny nets on a shared CPU: one intra-op thread avoids the spin-wait stalls of two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_every_experiment_has_a_smoke_run():
