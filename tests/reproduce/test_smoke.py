@@ -114,6 +114,9 @@ def _eot_mixing(mp):
                             "repeats": 1})  # fmt: skip
     mp.setattr(m, "CALIBRATION_STEPS", 1)
     mp.setattr(m, "MIN_STEPS", 2)
+    # two mixing ratios instead of eleven: 8 FIDs instead of 44
+    protocols = importlib.import_module("otgen.metrics.protocols")
+    mp.setattr(protocols, "mixing_ratio", functools.partial(protocols.mixing_ratio, ratios=(0, 1)))
     _cap_loads(mp, "eot_mixing")
 
 
