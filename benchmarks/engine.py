@@ -27,9 +27,9 @@ import torch
 from otgen.data.spec import DataSpec
 from otgen.engine import InMemoryData, train
 from otgen.engine.config import config_from_dict
+from otgen.engine.data import BatchSampler
 from otgen.engine.distributed import DistInfo
 from otgen.engine.logging import read_metrics
-from otgen.engine.trainer import BatchSampler
 from otgen.utils.device import resolve_device
 from otgen.utils.report import write_report
 from otgen.utils.seeding import seed_everything

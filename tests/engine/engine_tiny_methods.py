@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from otgen.data.spec import DataSpec
-from otgen.engine.trainer import InMemoryData
+from otgen.engine.data import InMemoryData
 from otgen.methods import METHODS
 from otgen.methods.base import Method, Phase
 

@@ -99,8 +99,8 @@ def test_fake_batch_composition_seen_by_the_discriminator(tmp_path):
     method.nets["D"].train()
     logs = method.train_step(_images(8), None, 0)
     assert sizes == [8, 8, 8, 8]  # real, fake, then one fake batch per G step (g_steps = 2)
-    assert {"content_loss", "feature_loss", "code_loss", "d_real", "d_fake"} <= logs.keys()
-    assert 0 < logs["d_real"] < 1 and 0 < logs["d_fake"] < 1  # probabilities (Fig. 5c)
+    assert {"content_loss", "feature_loss", "code_loss", "p_real", "p_fake"} <= logs.keys()
+    assert 0 < logs["p_real"] < 1 and 0 < logs["p_fake"] < 1  # probabilities (Fig. 5c)
 
 
 def test_multistage_resume_is_bit_identical(tmp_path):

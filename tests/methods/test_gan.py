@@ -127,7 +127,7 @@ def test_one_step_of_each_loss_updates_both_nets(loss):
     gan = GAN(GANConfig(loss=loss, arch="mlp", width=16), POINTS, CPU)
     g0, d0 = _params(gan.nets["G"]), _params(gan.nets["D"])
     logs = gan.train_step(torch.randn(32, 2), None, 0)
-    assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(logs)
+    assert {"d_loss", "g_loss", "d_out_real", "d_out_fake"} <= set(logs)
     assert all(math.isfinite(v) for v in logs.values())
     assert not torch.equal(g0, _params(gan.nets["G"]))
     assert not torch.equal(d0, _params(gan.nets["D"]))

@@ -145,7 +145,15 @@ def test_train_step_runs_n_generator_steps():
     logs = m.train_step(_images(6), None, 0)
     assert len(calls) == 3
     assert 0.0 <= logs["hinge_active"] <= 1.0
-    for key in ("d_loss", "d_real", "d_fake", "margin", "hinge_active", "g_loss", "g_grad_norm"):
+    for key in (
+        "d_loss",
+        "dist_pos",
+        "dist_fake",
+        "margin",
+        "hinge_active",
+        "g_loss",
+        "g_grad_norm",
+    ):
         assert key in logs
 
 

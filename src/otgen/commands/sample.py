@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from otgen.engine import load_run, save_samples
+    from otgen.engine import load_run
     from otgen.utils.checks import check_int, check_output_path
+    from otgen.viz.samples import save_samples
 
     n = check_int(args.n, "--n")
     out = Path(args.out) if args.out else Path(args.run) / "samples.png"
@@ -49,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
 def _real_points(config, n: int):
     """Real 2D points to draw beside the samples, when the data set can be loaded."""
     try:
-        from otgen.engine.trainer import load_data
+        from otgen.engine.data import load_data
 
         return load_data(config).x[: max(n, 1000)]
-    except (OTGenError, ImportError):
+    except OTGenError:
         return None

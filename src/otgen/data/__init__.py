@@ -176,10 +176,8 @@ def list_datasets() -> dict[str, str]:
 
 
 def _toy_names() -> tuple[str, ...]:
-    try:
-        from otgen.data.toy import TOY_DATASETS
-    except ImportError:  # written by another module; absent in a partial checkout
-        return ()
+    from otgen.data.toy import TOY_DATASETS
+
     return tuple(TOY_DATASETS)
 
 

@@ -38,12 +38,12 @@ _LAZY = {
     "TrainConfig": "otgen.engine.config",
     "config_from_dict": "otgen.engine.config",
     "load_config_file": "otgen.engine.config",
-    "InMemoryData": "otgen.engine.trainer",
+    "InMemoryData": "otgen.engine.data",
     "build_method": "otgen.engine.trainer",
     "load_run": "otgen.engine.trainer",
     "read_run": "otgen.engine.trainer",
     "resume": "otgen.engine.trainer",
-    "save_samples": "otgen.engine.trainer",
+    "save_samples": "otgen.viz.samples",
     "train": "otgen.engine.trainer",
 }
 

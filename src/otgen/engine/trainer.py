@@ -15,20 +15,21 @@ saved in every checkpoint, and interval samples are drawn from a forked RNG so t
 disturb training. Hence a run resumed from any checkpoint ends with the same weights, bit for
 bit on CPU, as an uninterrupted run. ``step`` passed to ``train_step`` is the global step
 (0-based, counted across phases).
+
+Around the loop: the data adapter and sampler live in :mod:`otgen.engine.data`, applying a
+checkpoint's state tree to a method in :mod:`otgen.engine.state`, RNG capture in
+:mod:`otgen.utils.seeding`, sample figures in :mod:`otgen.viz.samples`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from otgen.data.spec import DataSpec
@@ -47,8 +48,10 @@ from otgen.engine.config import (
     method_config,
     resolve_method,
 )
+from otgen.engine.data import BatchSampler, as_dataset, load_data
 from otgen.engine.ema import EMA
 from otgen.engine.logging import MetricMeter, RunLogger
+from otgen.engine.state import apply_state, extra_on
 from otgen.errors import CheckpointError, NonFiniteError, OTGenError
 from otgen.methods.base import Method, Phase
 from otgen.utils.checks import check_batchnorm_batch, check_output_path
@@ -56,98 +59,12 @@ from otgen.utils.device import resolve_device
 from otgen.utils.io import write_json
 from otgen.utils.progress import progress
 from otgen.utils.seeding import capture_rng, restore_rng, seed_everything
+from otgen.viz.samples import save_samples
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 SAMPLE_DIR = "samples"
 _SAMPLE_SEED = 20240601  # fixed noise for interval samples, so images are comparable over time
-
-
-# -- data ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InMemoryData:
-    """A training set held in memory (what ``otgen.data.load`` returns has the same fields)."""
-
-    x: torch.Tensor
-    y: torch.Tensor | None
-    spec: DataSpec
-    name: str = "in-memory"
-
-
-def as_dataset(data: Any) -> InMemoryData:
-    """Accept a dataset object (``.x``, ``.y``, ``.spec``, ``.name``) or a bare tensor."""
-    if isinstance(data, torch.Tensor):
-        x = data.float()
-        return InMemoryData(x, None, DataSpec(tuple(x.shape[1:])), "in-memory")
-    for attr in ("x", "spec"):
-        if not hasattr(data, attr):
-            raise OTGenError(f"data: expected a Dataset with .x and .spec, got {type(data)}")
-    x = data.x
-    if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] == 0:
-        raise OTGenError("data.x must be a non-empty tensor (N, ...)")
-    if tuple(x.shape[1:]) != tuple(data.spec.shape):
-        raise OTGenError(
-            f"data.x has samples of shape {tuple(x.shape[1:])}, spec says {tuple(data.spec.shape)}"
-        )
-    y = getattr(data, "y", None)
-    if y is not None and (not isinstance(y, torch.Tensor) or y.shape[0] != x.shape[0]):
-        raise OTGenError("data.y must be a tensor with one label per sample")
-    return InMemoryData(x, y, data.spec, str(getattr(data, "name", "in-memory")))
-
-
-def load_data(config: TrainConfig) -> InMemoryData:
-    """The run's training set through ``otgen.data.load``."""
-    if not config.data.name:
-        raise OTGenError("data.name: no data set given (--data NAME)")
-    try:
-        from otgen.data import load
-    except ImportError:
-        raise OTGenError("otgen.data.load is not available; pass the data in memory") from None
-    kwargs = {"root": config.data.root} if config.data.root else {}
-    ds = load(
-        config.data.name,
-        split=config.data.split,
-        n=config.data.n,
-        seed=config.seed,
-        image_size=config.data.image_size,
-        **kwargs,
-    )
-    return as_dataset(ds)
-
-
-class BatchSampler:
-    """Global batch ``b`` of epoch ``e`` = items ``perm_e[b·B : (b+1)·B]``; rank r keeps every
-    K-th of them (items r, r+K, ...). ``perm_e`` is a permutation drawn from a generator seeded
-    by ``(seed, e)`` alone, so any step's batch is known without replaying earlier ones.
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int, info: D.DistInfo) -> None:
-        if batch_size > n:
-            raise OTGenError(f"batch_size {batch_size} is larger than the data set ({n} samples)")
-        if batch_size % info.world_size:
-            raise OTGenError(
-                f"batch_size {batch_size} is not divisible by the {info.world_size} processes"
-            )
-        self.n, self.batch_size, self.seed, self.info = n, batch_size, seed, info
-        self.steps_per_epoch = n // batch_size  # the last partial batch is dropped
-        self._epoch, self._perm = -1, None
-
-    def position(self, step: int) -> tuple[int, int]:
-        return divmod(step, self.steps_per_epoch)
-
-    def indices(self, step: int) -> torch.Tensor:
-        epoch, pos = self.position(step)
-        if epoch != self._epoch:
-            g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
-            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
-        batch = self._perm[pos * self.batch_size : (pos + 1) * self.batch_size]
-        return batch[self.info.rank :: self.info.world_size]
-
-    def state(self, step: int) -> dict[str, int]:
-        epoch, pos = self.position(step)
-        return {"epoch": epoch, "position": pos, "seed": self.seed}
 
 
 # -- run directory ------------------------------------------------------------------------
@@ -345,7 +262,7 @@ class Trainer:
         if ckpt.step > self.total:
             raise CheckpointError(f"checkpoint step {ckpt.step} is past the run's end {self.total}")
         apply_state(self.method, ckpt.state, self.ema)
-        self._resumed_extra = _extra_on(ckpt.state, self.method.device)
+        self._resumed_extra = extra_on(ckpt.state, self.method.device)
         meter = ckpt.state.get("meter") or {}
         self.meter.sums = dict(meter.get("sums", {}))
         self.meter.count = int(meter.get("count", 0))
@@ -480,96 +397,6 @@ class Trainer:
 
     def _reduce_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
-
-
-def apply_state(method: Method, state: dict[str, Any], ema: EMA | None = None) -> None:
-    """Load nets, optimisers, extra state (and EMA) from a checkpoint state tree."""
-    try:
-        nets, opts = state["nets"], state["optimizers"]
-        if set(nets) != set(method.nets) or set(opts) != set(method.optimizers):
-            raise CheckpointError(
-                f"checkpoint holds nets {sorted(nets)} / optimizers {sorted(opts)}, the method "
-                f"has {sorted(method.nets)} / {sorted(method.optimizers)}"
-            )
-        for k, sd in nets.items():
-            D.unwrap(method.nets[k]).load_state_dict(sd)
-        for k, sd in opts.items():
-            method.optimizers[k].load_state_dict(sd)
-        extra = _extra_on(state, method.device)
-        if extra:
-            method.load_extra_state(extra)
-        if ema is not None:
-            if state.get("ema") is None:
-                raise CheckpointError("checkpoint has no EMA weights but ema.decay > 0")
-            ema.load_state_dict(state["ema"])
-    except CheckpointError:
-        raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint does not match the method: {first}") from None
-
-
-def _extra_on(state: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    extra = state.get("extra") or {}
-    return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in extra.items()}
-
-
-# -- outputs ------------------------------------------------------------------------------
-
-
-def save_samples(
-    samples: torch.Tensor, path: str | Path, *, real: torch.Tensor | None = None, title: str = ""
-) -> Path:
-    """Samples to ``path``: ``.npy`` array, PNG grid for images, PNG scatter for 2D points."""
-    path = Path(path)
-    samples = samples.detach().cpu().float()
-    if path.suffix.lower() == ".npy":
-        from otgen.utils.io import atomic_write
-
-        def write(p: Path) -> None:
-            with open(p, "wb") as fh:
-                np.save(fh, samples.numpy())
-
-        return atomic_write(path, write)
-    if path.suffix.lower() != ".png":
-        raise OTGenError(f"output must end in .png or .npy, got {str(path)!r}")
-    if samples.ndim == 4:
-        from otgen.viz.images import save_image_grid
-
-        nrow = max(1, math.ceil(math.sqrt(len(samples))))
-        scale = max(1, 64 // samples.shape[-1])  # enlarge small images (8x8 digits) to see them
-        return save_image_grid(samples, path, nrow=nrow, scale=scale)
-    if samples.ndim == 2 and samples.shape[1] == 2:
-        return _scatter(samples, real, path, title)
-    raise OTGenError(
-        f"cannot draw samples of shape {tuple(samples.shape[1:])} as PNG; use a .npy output"
-    )
-
-
-def _scatter(fake: torch.Tensor, real: torch.Tensor | None, path: Path, title: str) -> Path:
-    try:
-        from otgen.viz.points import plot_points
-    except ImportError:
-        plot_points = None
-    if plot_points is not None:
-        if real is not None and real.ndim == 2 and real.shape[1] == 2:
-            return plot_points(real, fake, path, title=title or None, contours=False)
-        return plot_points(fake, None, path, title=title or None, contours=False)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5, 5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    if real is not None:
-        ax.scatter(real[:, 0], real[:, 1], s=4, c="tab:red", alpha=0.4, label="real")
-    ax.scatter(fake[:, 0], fake[:, 1], s=4, c="tab:blue", alpha=0.6, label="generated")
-    ax.set_aspect("equal")
-    ax.legend(loc="upper right")
-    ax.set_title(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
 
 
 # -- public entry points ------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Small helpers shared by the algorithm files: eval-mode blocks, frozen players, Adam betas."""
+"""Small helpers shared by the algorithm files: eval-mode blocks, frozen players, Adam betas,
+finite-loss checks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from contextlib import contextmanager, nullcontext
 import torch
 from torch import nn
 
-from otgen.errors import OTGenError
+from otgen.errors import NonFiniteError, OTGenError
 
 
 @contextmanager
@@ -65,3 +66,12 @@ def grad_norm(net: nn.Module) -> float:
     """‖∇‖₂ over all parameters of ``net`` that have a gradient."""
     sq = [p.grad.pow(2).sum() for p in net.parameters() if p.grad is not None]
     return math.sqrt(float(torch.stack(sq).sum())) if sq else 0.0
+
+
+def check_finite_loss(
+    loss: torch.Tensor, what: str, hint: str = "try a smaller learning rate"
+) -> None:
+    """Stop the run at a NaN/Inf ``loss`` (before it reaches the weights): one
+    :class:`~otgen.errors.NonFiniteError` naming the loss, its value and what to change."""
+    if not torch.isfinite(loss).all():
+        raise NonFiniteError(f"{what} is {loss.item()} ({hint})")

@@ -1,9 +1,9 @@
 """AE-OT: autoencoder + semi-discrete optimal transport in the latent space.
 
-ae-ot-geometric-understanding.txt §5.3 (the pipeline), §6 (settings), reference notes:
+AE-OT paper (An et al., ICLR 2020) §5.3 (the pipeline) and §6 (settings):
 
 1. **"ae"**: train an autoencoder ``x ↦ D(E(x))`` on the data with the loss
-   ``‖D(E(x)) − x‖² (mean) + λ₁ ‖E(x)‖₁`` (λ₁ = 1e-5, reference implementation), Adam lr 3e-3,
+   ``‖D(E(x)) − x‖² (mean) + λ₁ ‖E(x)‖₁`` (λ₁ = 1e-5, the authors' setting), Adam lr 3e-3,
    β1 0.5 (§6.1). Decoder = the GAN generator of the architecture (InfoGAN 28×28, DCGAN
    32/64), encoder its mirror (:func:`otgen.nets.build_autoencoder`).
 2. **"ae-refine"**: freeze the encoder and keep training the decoder (the codes no longer
@@ -118,7 +118,7 @@ class AEOTConfig:
 def autoencoder_loss(
     x: torch.Tensor, recon: torch.Tensor, code: torch.Tensor, l1_weight: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(total, mse): mean squared reconstruction error + l1_weight · E‖z‖₁ (reference notes)."""
+    """(total, mse): mean squared reconstruction error + l1_weight · E‖z‖₁ (§6.1)."""
     mse = (recon - x).pow(2).mean()
     return mse + l1_weight * code.abs().sum(1).mean(), mse
 
@@ -328,7 +328,7 @@ class AEOT(Method):
 def pairwise_codes(
     ext: em.ExtendedMap, u: torch.Tensor, k: int = 20, weight: float = 0.75
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The authors' reference generator (reference notes): among the ``k`` highest supporting
+    """The authors' generation rule: among the ``k`` highest supporting
     planes at u, the first neighbour j of u's own cell i whose plane normal makes an angle
     below θ with i's (a regular facet) gives the code ``(1 − weight)·y_i + weight·y_j``; with
     no regular neighbour u keeps y_i. Returns (codes, mask of new codes)."""

@@ -1,5 +1,5 @@
 """AE-OT-GAN: a GAN whose generator starts from the AE-OT decoder and whose latent codes come
-from the extended semi-discrete OT map (ae-ot-gan.txt §3, §4).
+from the extended semi-discrete OT map (AE-OT-GAN paper, §3, §4).
 
 Stages: the AE-OT pipeline (:mod:`otgen.methods.aeot`: phases "ae", "ae-refine", "ot"), then
 phase **"gan"**, or only "gan" when started from a finished AE-OT run (``init_from=RUN_DIR``).
@@ -229,6 +229,7 @@ class AEOTGAN(AEOT):
     def _gan_step(self, x: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
         E, D = self.nets["E"], self.nets["D"]
+        # §4 (i): B = n_rec reconstructed + n_gen generated images, n_gen = r · n_rec
         n_rec, n_gen = split_sizes(len(x), cfg.gen_ratio)
         x_p = x[:n_rec]
         with torch.no_grad():
@@ -238,6 +239,7 @@ class AEOTGAN(AEOT):
             # mostly per call (candidate simplices), not per code.
             codes_g = self.sample_codes(n_gen * (1 + cfg.g_steps)).split(n_gen)
             recon, gen = self._fake(codes_p, codes_g[0])
+        # Fig. 2: fake = [G(E(x_p)); G(T(u))], real = [x_p; the rest of x]; D step on eq. (1)
         batch = compose_batches(x, recon, gen)
         real_out, fake_out = D(batch.real), D(batch.fake)
         loss_d = d_loss(cfg.loss, real_out, fake_out)
@@ -246,9 +248,11 @@ class AEOTGAN(AEOT):
         self.optimizers["D"].step()
         logs = {
             "d_loss": loss_d.item(),
-            "d_real": torch.sigmoid(real_out).mean().item(),
-            "d_fake": torch.sigmoid(fake_out).mean().item(),
+            "p_real": torch.sigmoid(real_out).mean().item(),  # D's probability "real" (Fig. 5c)
+            "p_fake": torch.sigmoid(fake_out).mean().item(),
         }
+        # §4 (iii): g_steps G steps per D step, each on fresh codes T(u), loss L_G (eq. 2 + content
+        # + feature terms, :func:`generator_loss`)
         for k in range(cfg.g_steps):
             recon, gen = self._fake(codes_p, codes_g[k + 1])
             fake_out = D(torch.cat([recon, gen]))

@@ -20,7 +20,7 @@ Rules a method follows (so runs are reproducible, resumable and distributable):
   or "uniform" = U(-1, 1)^d), ``sample_latent(n, labels=None) -> (n, latent_dim)`` drawn with
   torch's global RNG on ``self.device``, and ``generate(z, labels=None)`` = G(z | labels),
   differentiable in ``z`` (DOT's latent transport needs it); conditional ones set
-  ``conditional = True``. ``otgen.methods.gan.GAN`` is the reference implementation.
+  ``conditional = True``. ``otgen.methods.gan.GAN`` is the worked example.
 - Multi-stage algorithms (AE-OT: autoencoder -> OT solve -> GAN) declare ``phases()``; the
   engine calls ``begin_phase(name, data)`` with the whole training set before the first step of
   each phase (and again after a resume inside that phase, so it must be idempotent or rebuild

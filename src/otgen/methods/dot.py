@@ -19,7 +19,7 @@ Three solvers, each the paper's algorithm box, share one gradient loop (:func:`_
 - :func:`latent_dot` (Algorithms 2 and 3): minimise ‖z − z_y + δ‖₂ − D(G(z|c)|c)/k over z,
   keeping z on the prior's support (tangent projection for N(0, I), clipping for U[−1, 1]).
 
-Defaults follow the authors' code (``/work/shared/reference-notes.md``): δ = 0.001 added to
+Defaults follow the authors' published settings: δ = 0.001 added to
 every coordinate; target space Adam(lr 0.01, β = (0, 0.9)), 100 updates, x clipped to
 [−2, 2]; latent space SGD lr 0.01, 20 updates (Table 1); K from 100 pairs, averaged over 10
 repeats; per class from 50 pairs.

@@ -21,7 +21,7 @@ Which W is differentiated (``Config.grad``):
     (``SinkhornResult.value``). Same gradient w.r.t. the features at the fixed point; the
     values differ by εH(π*), which moves where the hinge of L_f switches off.
 
-Batches (reference notes): the anchor {x} and positive {x̃} real batches are the two halves
+Batches (Algorithm 2, lines 2-5): the anchor {x} and positive {x̃} real batches are the two halves
 of the engine's batch, and g draws as many samples as one half, so all three sets have
 N = batch_size // 2 points (an odd last sample is dropped). Latents are 100-d N(0, I); g is the
 DCGAN generator of ``otgen.nets.dcgan``.
@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from otgen.data.spec import DataSpec
-from otgen.errors import NonFiniteError, OTGenError
-from otgen.methods._common import check_betas, eval_mode, frozen, grad_norm
+from otgen.errors import OTGenError
+from otgen.methods._common import check_betas, check_finite_loss, eval_mode, frozen, grad_norm
 from otgen.methods.base import Method
 from otgen.utils.checks import check_choice, check_int, check_positive
 
@@ -47,7 +47,7 @@ OPTIMIZERS = ("rmsprop", "adam")
 
 @dataclass(frozen=True)
 class Config:
-    """EOTGAN hyper-parameters; defaults: the authors' MNIST settings (reference notes).
+    """EOTGAN hyper-parameters; defaults: the authors' MNIST settings.
 
     ``m``: feature dimension of f (2). ``eps``: entropy weight ε (5, in units of the squared
     feature distance). ``gamma``: hinge margin γ of eq. (10) (5). ``f_steps``: f updates per g
@@ -111,8 +111,7 @@ def eot_term(
     check_choice(grad, "EOTGAN gradient rule", GRADS)
     res = sinkhorn(fx, fy, eps=eps, tol=tol, max_iter=max_iter)
     loss = res.cost if grad == "plan" else res.value
-    if not torch.isfinite(loss):
-        raise NonFiniteError(f"EOT cost of the features is {loss.item()} (try a larger eps)")
+    check_finite_loss(loss, "EOT cost of the features", "try a larger eps")
     return EOTTerm(loss, res.n_iter, res.marginal_error, res.converged)
 
 

@@ -25,7 +25,7 @@ whose generated-side marginal is exact, ``plan`` the solver's returned plan.
 
 Generators are pluggable (:data:`GENERATORS`): an MLP for 2D points, and for images (treated
 as flattened pixel vectors, eq. (1) on pixels, the paper's MNIST EOTGM) the DCGAN generator of
-``otgen.nets.dcgan``, imported only when needed.
+``otgen.nets.dcgan``.
 """
 
 from __future__ import annotations
@@ -38,15 +38,17 @@ import torch
 from torch import nn
 
 from otgen.data.spec import DataSpec
-from otgen.errors import NonFiniteError, OTGenError
-from otgen.methods._common import check_betas, eval_mode
+from otgen.errors import OTGenError
+from otgen.methods._common import check_betas, check_finite_loss, eval_mode
 from otgen.methods.base import Method
+from otgen.nets.dcgan import DCGANGenerator
+from otgen.nets.mlp import MLP
 from otgen.utils.checks import check_choice, check_int, check_positive
 
 UPDATES = ("dual", "plan")
 OPTIMIZERS = ("adam", "rmsprop")
 
-# Paper defaults that depend on the data kind (reference notes, "EOT generative models"):
+# Paper defaults that depend on the data kind (EOT paper, §3):
 # 2D toy: z in R^2, ε = 0.5, Adam 5e-4 (0.5, 0.9); pixels (MNIST): z in R^100, ε = 15,
 # RMSprop 1e-4.
 _TOY_DEFAULTS = {"latent_dim": 2, "eps": 0.5, "optimizer": "adam", "lr": 5e-4}
@@ -100,22 +102,16 @@ class Config:
 
 
 def _mlp_generator(spec: DataSpec, cfg: Config) -> nn.Module:
-    from otgen.nets.mlp import MLP
-
     if spec.is_image:
         raise OTGenError("the mlp generator is for 2D/vector data; use generator='dcgan'")
     return MLP(cfg.latent_dim, spec.shape[0], hidden=cfg.hidden, activation="relu")
 
 
 def _dcgan_generator(spec: DataSpec, cfg: Config) -> nn.Module:
-    """Hook for image data: the DCGAN generator of ``otgen.nets.dcgan`` (lazy import)."""
-    try:
-        from otgen.nets import dcgan
-    except ImportError as exc:  # written by another engineer; fail with a clear message
-        raise OTGenError(f"image EOTGM needs otgen.nets.dcgan, unavailable ({exc})") from None
+    """The DCGAN generator of :mod:`otgen.nets.dcgan` for image data (flattened in the loss)."""
     if not spec.is_image:
         raise OTGenError("the dcgan generator needs image data (C, H, W)")
-    return dcgan.DCGANGenerator(cfg.latent_dim, spec.shape)
+    return DCGANGenerator(cfg.latent_dim, spec.shape)
 
 
 GENERATORS: dict[str, Callable[[DataSpec, Config], nn.Module]] = {
@@ -185,8 +181,7 @@ class EOTGM(Method):
             loss = transport_cost(x, fake, res.plan())  # ⟨π*, M(θ)⟩, π* detached
         else:
             loss = self._dual_loss(res.f.detach(), cost_matrix(x, fake))
-        if not torch.isfinite(loss):
-            raise NonFiniteError(f"EOTGM loss is {loss.item()} (try a larger eps)")
+        check_finite_loss(loss, "EOTGM loss", "try a larger eps")
         logs = {
             "loss": float(loss.detach()),
             "eot": float(res.value),

@@ -23,13 +23,13 @@ both *minimised* here (the paper's D ascent on -V_D is the same step). The choic
 Training (:meth:`GAN.train_step`): each call is one discriminator update on the given real
 batch; the generator is updated on every ``n_critic``-th call (so ``steps`` counts critic
 updates, and each critic update sees a fresh real batch as in Gulrajani et al., Algorithm 1).
-Logs: ``d_loss`` (with the penalty), ``d_real``/``d_fake`` (mean outputs), ``gp``, and
+Logs: ``d_loss`` (with the penalty), ``d_out_real``/``d_out_fake`` (mean raw output of D: a
+logit for ns/minimax/hinge, the critic value for WGAN, the score for LSGAN), ``gp``, and
 ``g_loss``, the latest generator loss (present from the first generator update on).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from otgen.data.spec import DataSpec
-from otgen.errors import NonFiniteError, OTGenError
-from otgen.methods._common import check_betas, eval_mode
+from otgen.errors import OTGenError
+from otgen.methods._common import check_betas, check_finite_loss, eval_mode
 from otgen.methods.base import Method
 from otgen.methods.latent import PRIORS, draw_latent
 from otgen.nets import KINDS, build_discriminator, build_generator, default_kind
@@ -48,64 +48,7 @@ LOSSES = ("ns", "minimax", "hinge", "wgan", "wgan-gp", "lsgan")
 OPTIMIZERS = ("adam", "rmsprop")
 
 
-# -- losses (pure functions, reused by DOT and AE-OT-GAN) --------------------------------------
-def _flat(logits: torch.Tensor) -> torch.Tensor:
-    return logits.reshape(-1)
-
-
-def d_loss(loss: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Discriminator loss to minimise (DOT eq. 1 with f from eqs. 5-7, or LSGAN)."""
-    check_choice(loss, "loss", LOSSES)
-    real, fake = _flat(real_logits), _flat(fake_logits)
-    if loss in ("ns", "minimax"):
-        # softplus(-u) = -log σ(u) and softplus(u) = -log(1 - σ(u)), computed without
-        # forming σ(u), so large |u| never gives log(0).
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
-    if loss == "hinge":
-        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
-    if loss in ("wgan", "wgan-gp"):
-        return fake.mean() - real.mean()
-    return 0.5 * (real - 1.0).pow(2).mean() + 0.5 * fake.pow(2).mean()  # lsgan, a=0, b=c=1
-
-
-def g_loss(loss: str, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Generator loss to minimise (DOT eq. 2 with g from eqs. 5-7, or LSGAN)."""
-    check_choice(loss, "loss", LOSSES)
-    fake = _flat(fake_logits)
-    if loss == "ns":
-        return F.softplus(-fake).mean()
-    if loss == "minimax":
-        return -F.softplus(fake).mean()
-    if loss in ("hinge", "wgan", "wgan-gp"):
-        return -fake.mean()
-    return 0.5 * (fake - 1.0).pow(2).mean()
-
-
-def gradient_penalty(
-    D: nn.Module,
-    real: torch.Tensor,
-    fake: torch.Tensor,
-    labels: torch.Tensor | None = None,
-    center: float = 1.0,
-) -> torch.Tensor:
-    """WGAN-GP penalty E[(‖∇_x̂ D(x̂)‖₂ - center)²] at x̂ = t·real + (1 - t)·fake, t ~ U(0, 1)
-    per sample (Gulrajani et al. 2017, eq. 3; DOT uses it with eq. 7).
-
-    The gradient norm is taken per row of D's output, so a packed D (m samples per output)
-    is penalised on its packed input, the function the Lipschitz constraint is about.
-    ``create_graph=True`` so the penalty itself can be back-propagated into D's weights.
-    """
-    if real.shape != fake.shape:
-        raise OTGenError(f"real {tuple(real.shape)} and fake {tuple(fake.shape)} differ in shape")
-    t = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device)
-    x_hat = (t * real.detach() + (1 - t) * fake.detach()).requires_grad_(True)
-    out = D(x_hat) if labels is None else D(x_hat, labels)
-    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-    norms = grad.reshape(out.shape[0], -1).norm(dim=1)
-    return (norms - center).pow(2).mean()
-
-
-# -- configs -------------------------------------------------------------------------------------
+# -- configuration -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GANConfig:
     """Hyper-parameters of the baseline GAN (``otgen train --method gan``).
@@ -208,7 +151,7 @@ class LSGANConfig(GANConfig):
 
 @dataclass(frozen=True)
 class PacGANConfig(GANConfig):
-    """PacGAN (Lin et al. 2018) as in the reference notes: PacGAN nets, non-saturating loss,
+    """PacGAN (Lin et al. 2018) as the AE-OT paper compares it: PacGAN nets, non-saturating loss,
     Adam 1e-4 β1 0.8, N(0, 0.02) init; ``pack`` 4 (grid25) or 2 (ring8)."""
 
     arch: str = "pacgan"
@@ -217,6 +160,63 @@ class PacGANConfig(GANConfig):
     lr_g: float = 1e-4
     lr_d: float = 1e-4
     beta1: float = 0.8
+
+
+# -- losses (pure functions, reused by DOT and AE-OT-GAN) --------------------------------------
+def _flat(logits: torch.Tensor) -> torch.Tensor:
+    return logits.reshape(-1)
+
+
+def d_loss(loss: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator loss to minimise (DOT eq. 1 with f from eqs. 5-7, or LSGAN)."""
+    check_choice(loss, "loss", LOSSES)
+    real, fake = _flat(real_logits), _flat(fake_logits)
+    if loss in ("ns", "minimax"):
+        # softplus(-u) = -log σ(u) and softplus(u) = -log(1 - σ(u)), computed without
+        # forming σ(u), so large |u| never gives log(0).
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    if loss == "hinge":
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    if loss in ("wgan", "wgan-gp"):
+        return fake.mean() - real.mean()
+    return 0.5 * (real - 1.0).pow(2).mean() + 0.5 * fake.pow(2).mean()  # lsgan, a=0, b=c=1
+
+
+def g_loss(loss: str, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator loss to minimise (DOT eq. 2 with g from eqs. 5-7, or LSGAN)."""
+    check_choice(loss, "loss", LOSSES)
+    fake = _flat(fake_logits)
+    if loss == "ns":
+        return F.softplus(-fake).mean()
+    if loss == "minimax":
+        return -F.softplus(fake).mean()
+    if loss in ("hinge", "wgan", "wgan-gp"):
+        return -fake.mean()
+    return 0.5 * (fake - 1.0).pow(2).mean()
+
+
+def gradient_penalty(
+    D: nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    center: float = 1.0,
+) -> torch.Tensor:
+    """WGAN-GP penalty E[(‖∇_x̂ D(x̂)‖₂ - center)²] at x̂ = t·real + (1 - t)·fake, t ~ U(0, 1)
+    per sample (Gulrajani et al. 2017, eq. 3; DOT uses it with eq. 7).
+
+    The gradient norm is taken per row of D's output, so a packed D (m samples per output)
+    is penalised on its packed input, the function the Lipschitz constraint is about.
+    ``create_graph=True`` so the penalty itself can be back-propagated into D's weights.
+    """
+    if real.shape != fake.shape:
+        raise OTGenError(f"real {tuple(real.shape)} and fake {tuple(fake.shape)} differ in shape")
+    t = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device)
+    x_hat = (t * real.detach() + (1 - t) * fake.detach()).requires_grad_(True)
+    out = D(x_hat) if labels is None else D(x_hat, labels)
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    norms = grad.reshape(out.shape[0], -1).norm(dim=1)
+    return (norms - center).pow(2).mean()
 
 
 # -- the method ----------------------------------------------------------------------------------
@@ -309,7 +309,9 @@ class GAN(Method):
                 raise OTGenError("conditional GAN: the data has no labels")
             labels = y[:n].to(self.device).long()
         G, D = self.nets["G"], self.nets["D"]
+        # Gulrajani et al., Alg. 1 lines 2-9 / DOT eq. (3): one critic step on this real batch
         logs = self._critic_step(G, D, x, labels)
+        # Alg. 1 lines 10-12 / DOT eq. (4): a generator step after every n_critic critic steps
         if (step + 1) % cfg.n_critic == 0:
             self._last_g_loss = self._generator_step(G, D, n, labels)
         if self._last_g_loss is not None:
@@ -324,12 +326,12 @@ class GAN(Method):
             fake = self.generate(self.sample_latent(x.shape[0], labels), labels)
         real_out, fake_out = self._d(D, x, labels), self._d(D, fake, labels)
         loss = d_loss(cfg.loss, real_out, fake_out)
-        logs = {"d_real": real_out.mean().item(), "d_fake": fake_out.mean().item()}
+        logs = {"d_out_real": real_out.mean().item(), "d_out_fake": fake_out.mean().item()}
         if cfg.loss == "wgan-gp":
             gp = gradient_penalty(D, x, fake, labels)
             logs["gp"] = gp.item()
             loss = loss + cfg.gp_weight * gp
-        _check_finite(loss, "discriminator loss")
+        check_finite_loss(loss, "discriminator loss")
         opt = self.optimizers["D"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -344,7 +346,7 @@ class GAN(Method):
     def _generator_step(self, G, D, n, labels) -> float:
         fake = self.generate(self.sample_latent(n, labels), labels)
         loss = g_loss(self.cfg.loss, self._d(D, fake, labels))
-        _check_finite(loss, "generator loss")
+        check_finite_loss(loss, "generator loss")
         opt = self.optimizers["G"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -355,11 +357,6 @@ class GAN(Method):
     @staticmethod
     def _d(D: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return D(x) if labels is None else D(x, labels)
-
-
-def _check_finite(loss: torch.Tensor, what: str) -> None:
-    if not math.isfinite(loss.item()):
-        raise NonFiniteError(f"{what} is {loss.item()} (try a smaller learning rate)")
 
 
 # -- presets: same algorithm, the papers' hyper-parameters as defaults -------------------------

@@ -49,8 +49,8 @@ import torch
 import torch.nn.functional as F
 
 from otgen.data.spec import DataSpec
-from otgen.errors import NonFiniteError, OTGenError
-from otgen.methods._common import check_betas, eval_mode, frozen, grad_norm
+from otgen.errors import OTGenError
+from otgen.methods._common import check_betas, check_finite_loss, eval_mode, frozen, grad_norm
 from otgen.methods.base import Method
 from otgen.methods.latent import PRIORS, draw_latent
 from otgen.utils.checks import check_choice, check_int, check_positive
@@ -61,7 +61,7 @@ TINY = 1e-12  # inside the square root of d: its gradient at d = 0 would be infi
 
 @dataclass(frozen=True)
 class Config:
-    """MBGAN hyper-parameters; defaults from the paper (§4.1) and the reference notes.
+    """MBGAN hyper-parameters; defaults from the paper (§4.1).
 
     ``K``: embedding dimension (500). ``alpha``: margin weight α (20). ``g_steps``: G updates
     per D update (the paper's N; it gives no value, 1 here). ``kernel``: 5 (Tables 1-2's
@@ -245,12 +245,15 @@ class MBGAN(Method):
             raise OTGenError("conditional MBGAN: the data has no labels")
         x = x.to(self.device)
         labels = self._labels(y, n) if self.conditional else None
-        pos = positive_index(n, labels).to(self.device)  # minibatch of triplets (x_i, x_pos[i])
+        # line 3: a minibatch of triplets (x_i, x_j = x[pos[i]], z)
+        pos = positive_index(n, labels).to(self.device)
+        # line 4: descend the gradient of L_D (eq. 1)
         logs = self.discriminator_step(x, pos, self.sample_latent(n), labels)
         x_j = x[pos]
+        # lines 5-8: N times, a fresh z ~ prior and a descent step on L_G (eq. 2)
         g_logs = [
             self.generator_step(x_j, self.sample_latent(n), labels) for _ in range(self.cfg.g_steps)
-        ]  # N generator steps
+        ]
         logs.update({k: sum(g[k] for g in g_logs) / len(g_logs) for k in g_logs[0]})
         return logs
 
@@ -266,21 +269,21 @@ class MBGAN(Method):
         e_i = self.embed(x, labels)
         e_j, e_fake = e_i[pos], self.embed(fake, labels)
         loss = d_loss(e_i, e_j, e_fake, h)
-        _check_finite(loss, "MBGAN discriminator loss")
+        check_finite_loss(loss, "MBGAN discriminator loss")
         opt = self.optimizers["D"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         with torch.no_grad():
-            d_real, d_fake = distance(e_i, e_j), distance(e_i, e_fake)
+            dist_pos, dist_fake = distance(e_i, e_j), distance(e_i, e_fake)
         return {
             "d_loss": loss.item(),
-            "d_real": d_real.mean().item(),  # mean d(x_i, x_j)
-            "d_fake": d_fake.mean().item(),  # mean d(x_i, G(z))
+            "dist_pos": dist_pos.mean().item(),  # mean d(x_i, x_j) in D's space
+            "dist_fake": dist_fake.mean().item(),  # mean d(x_i, G(z))
             "margin": h.mean().item(),
             # share of triplets whose hinge is active (before the step): with the raw L1 sum
             # it is 1, and then α does not change the gradients at all (see docs/mbgan.md)
-            "hinge_active": (h + d_real - d_fake > 0).float().mean().item(),
+            "hinge_active": (h + dist_pos - dist_fake > 0).float().mean().item(),
         }
 
     def generator_loss(self, x_j: torch.Tensor, z: torch.Tensor, labels=None) -> torch.Tensor:
@@ -293,18 +296,13 @@ class MBGAN(Method):
 
     def generator_step(self, x_j: torch.Tensor, z: torch.Tensor, labels=None) -> dict[str, float]:
         loss = self.generator_loss(x_j, z, labels)
-        _check_finite(loss, "MBGAN generator loss")
+        check_finite_loss(loss, "MBGAN generator loss")
         opt = self.optimizers["G"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = grad_norm(self.nets["G"])  # Fig. 6: ‖∇_θ L_G‖₂
         opt.step()
         return {"g_loss": loss.item(), "g_grad_norm": norm}
-
-
-def _check_finite(loss: torch.Tensor, what: str) -> None:
-    if not torch.isfinite(loss):
-        raise NonFiniteError(f"{what} is {loss.item()} (try a smaller learning rate)")
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ def _plot_curves(records, fids, path: Path) -> Path:
     panels = [
         ("content_loss", "(a) image content loss"),
         ("code_loss", "(b) latent-code loss"),
-        (("d_real", "d_fake"), "(c) D(real) vs D(fake)"),
+        (("p_real", "p_fake"), "(c) D(real) vs D(fake)"),
     ]
     for i, (keys, title) in enumerate(panels):
         ax = fig.add_subplot(1, 4, i + 1)

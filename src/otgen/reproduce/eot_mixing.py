@@ -35,6 +35,7 @@ LABELS = {"dcgan": "DCGAN", "wgan": "WGAN", "eotgm": "EOTGM", "eotgan": "EOTGAN"
 FULL = {"budget_s": 600.0, "n_train": None, "batch": 128, "mix_n": 2000, "repeats": 5}
 QUICK = {"budget_s": 60.0, "n_train": 5000, "batch": 128, "mix_n": 500, "repeats": 5}
 CALIBRATION_STEPS = 2
+MIN_STEPS = 20  # however slow a step, every model trains at least this many
 EXTRACTOR = "fmnist-net"
 
 
@@ -55,9 +56,9 @@ def seconds_per_step(name: str, params: dict, data, batch: int, dev: torch.devic
 
 
 def budget_steps(name, params, data, batch, dev, budget_s: float) -> tuple[int, float]:
-    """(steps fitting in ``budget_s``, measured seconds per step); at least 20 steps."""
+    """(steps fitting in ``budget_s``, measured seconds per step); at least ``MIN_STEPS``."""
     sps = seconds_per_step(name, params, data, batch, dev)
-    return max(20, int(budget_s / sps)), sps
+    return max(MIN_STEPS, int(budget_s / sps)), sps
 
 
 def _degradation(res) -> dict[str, float]:
