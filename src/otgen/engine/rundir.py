@@ -28,6 +28,7 @@ Three rules keep a run's data from being lost:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -150,37 +151,55 @@ class RunLock:
 
     ``flock`` locks belong to the open file, so the kernel releases this one when the process
     ends however it ends (SIGKILL included); the PID written into the file only names the
-    holder in the refusal message of a second writer.
+    holder in the refusal message of a second writer. ``release(undo=True)`` (training failed
+    before writing anything) leaves the directory as it was found: a lock file or directories
+    this lock created are removed again, an older lock file gets its old content back.
     """
 
-    def __init__(self, run_dir: Path, fd: int) -> None:
-        self.run_dir, self._fd = run_dir, fd
+    def __init__(self, path: Path, fd: int, created: list[Path], old: bytes | None) -> None:
+        self.path, self._fd, self._created, self._old = path, fd, created, old
 
     @classmethod
     def acquire(cls, run_dir: str | Path) -> RunLock:
-        run_dir = Path(run_dir)
+        path = Path(run_dir) / LOCK_FILE
+        created = [d for d in (path.parent, *path.parent.parents) if not d.exists()][::-1]
+        old = path.read_bytes() if path.is_file() else None
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise OTGenError(f"out: cannot create {run_dir / LOCK_FILE}: {exc.strerror}") from None
+            raise OTGenError(f"out: cannot create {path}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            # a lock file unlinked by an undo between our open and flock is not the lock
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
             holder = _read_pid(fd)
             os.close(fd)
-            raise _in_use(run_dir, holder) from None
+            raise _in_use(path.parent, holder) from None
         except OSError as exc:  # a file system without locks
             os.close(fd)
-            raise OTGenError(f"out: cannot lock {run_dir / LOCK_FILE}: {exc.strerror}") from None
+            raise OTGenError(f"out: cannot lock {path}: {exc.strerror}") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        return cls(run_dir, fd)
+        return cls(path, fd, created + ([] if old is not None else [path]), old)
 
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the file drops the flock
-            self._fd = None
+    def release(self, *, undo: bool = False) -> None:
+        if self._fd is None:
+            return
+        if undo and self._old is not None:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, self._old, 0)
+        if undo:  # files first (the lock file is removed while still held), then directories
+            for p in reversed(self._created):
+                with contextlib.suppress(OSError):  # a directory someone wrote into stays
+                    if p.is_dir():
+                        p.rmdir()
+                    else:
+                        p.unlink()
+        os.close(self._fd)  # closing the file drops the flock
+        self._fd = None
 
     def __enter__(self) -> RunLock:
         return self
@@ -247,7 +266,7 @@ def claim(
         if overwrite and not holds_run(run_dir):
             _set_aside(run_dir)
     except BaseException:
-        held.release()
+        held.release(undo=True)
         raise
     return held
 

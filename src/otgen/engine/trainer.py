@@ -175,6 +175,7 @@ class Trainer:
         self._lock = rundir.claim(
             self.run_dir, resume=resume, overwrite=overwrite, lock=D.env_info().is_main
         )
+        self._writing = False  # until run() writes, a failure leaves the directory untouched
         try:
             self._setup(config, data, resume)
         except BaseException:
@@ -224,9 +225,10 @@ class Trainer:
 
     # -- setup ----------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the run directory's lock (the process's exit would, too)."""
+        """Release the run directory's lock (the process's exit would, too); if nothing was
+        written yet, also remove the lock file (and directories) that claiming it created."""
         if self._lock is not None:
-            self._lock.release()
+            self._lock.release(undo=not self._writing)
 
     def _data_on_device(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         x, y = self.data.x, self.data.y
@@ -340,6 +342,7 @@ class Trainer:
         latest = rundir.newest_checkpoint(self.run_dir)
         if latest is not None:
             self.restore(latest)
+        self._writing = True
         self.logger.truncate(self.step)  # drop records a killed run wrote past its checkpoint
         if self.info.is_main:
             rundir.write_config(self.run_dir, self.config, self.spec, self.data.name)
