@@ -256,7 +256,8 @@ def claim(
     run_dir = Path(run_dir)
     check_output_path(run_dir, "out", directory=True)
     check_outputs([run_dir], name="out")
-    _check_not_locked(run_dir)
+    if lock:  # (the other ranks of a torchrun job see rank 0's lock: that is no refusal)
+        _check_not_locked(run_dir)
     _check_contents(run_dir, resume, overwrite)
     if not lock:
         return None
