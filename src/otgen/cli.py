@@ -65,8 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OTGenError as exc:
         _error(str(exc))
         return 2
-    except KeyboardInterrupt:
-        print("otgen: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # e.g. training says which checkpoint to resume from
+        print(" ".join(f"otgen: interrupted; {exc}".split()).rstrip("; "), file=sys.stderr)
         return 130
     except OSError as exc:  # disk full, read-only or vanished files: the OS said what
         if args.debug:

@@ -19,3 +19,7 @@ class CheckpointError(OTGenError):
 
 class NonFiniteError(OTGenError, FloatingPointError):
     """A loss or solver state became NaN/Inf."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during work that leaves something to continue; the message says from where."""

@@ -58,11 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from otgen.engine.rundir import check_outputs
     from otgen.metrics.evaluate import Evaluator, reference_set
     from otgen.utils.checks import check_int, check_output_path
     from otgen.utils.report import write_report
 
     check_output_path(args.out, "--out", directory=True)
+    out = Path(args.out)
+    check_outputs([out, out / "metrics.json", out / "metrics.md"], args.run)
     seed = check_int(args.seed, "--seed", minimum=0)
     n = None if args.n is None else check_int(args.n, "--n")
     requested = _parse_metrics(args.metrics)
@@ -70,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
     real = reference_set(data_name, samples, seed, image_size)
     bs = check_int(args.batch_size, "--batch-size")
     evaluator = Evaluator(real, args.extractor, device=args.device, batch_size=bs)
-    out = Path(args.out)
     metrics = requested if args.metrics is not None else None
     report = evaluator(samples, metrics, seed=seed, figures_dir=out)
     scores = report.scores

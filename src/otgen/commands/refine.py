@@ -19,7 +19,7 @@ import torch
 
 from otgen.commands._common import add_device_seed
 from otgen.errors import OTGenError
-from otgen.utils.checks import check_int, check_positive
+from otgen.utils.checks import check_int, check_output_path, check_positive
 
 HELP = "refine a trained GAN's samples with discriminator optimal transport (DOT)"
 
@@ -109,6 +109,7 @@ def _load(run_dir: str, device: torch.device):
 
 
 def run(args: argparse.Namespace) -> int:
+    from otgen.engine.rundir import check_outputs
     from otgen.methods.dot import GANPair, refine
     from otgen.utils.device import resolve_device
     from otgen.utils.io import write_json
@@ -116,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args)
     keff = _keff(args.keff)
     n = check_int(args.n, "n")
+    out = Path(args.out or Path(args.run) / f"refined-{args.mode}.npy").with_suffix(".npy")
+    check_output_path(out, "--out")
+    check_outputs([out.with_suffix(s) for s in (".npy", ".png", ".json")], args.run)
     device = resolve_device(args.device)
     method, cfg = _load(args.run, device)
     if options.get("clip") == "auto":
@@ -124,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
     pair = GANPair.from_method(method)
     res = refine(pair, n, args.mode, keff=keff, seed=args.seed, **options)
 
-    out = Path(args.out or Path(args.run) / f"refined-{args.mode}.npy").with_suffix(".npy")
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, res.x.cpu().numpy())
     figure = _figure(res, method.spec, out.with_suffix(".png"), args.mode)

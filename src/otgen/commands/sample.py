@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from otgen.engine import load_run
+    from otgen.engine.rundir import check_outputs
     from otgen.utils.checks import check_int, check_output_path
     from otgen.viz.samples import save_samples
 
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".png", ".npy"):
         raise OTGenError(f"--out must end in .png or .npy, got {str(out)!r}")
     check_output_path(out, "--out")
+    check_outputs([out], args.run)
     method, config = load_run(args.run, device=args.device, ema=not args.no_ema)
     torch.manual_seed(args.seed)
     with torch.no_grad():

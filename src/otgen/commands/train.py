@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue the run in --out from its newest checkpoint (start it if none)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train in an --out that holds files but no run (files a run writes there are "
+        "renamed NAME.N first; nothing is deleted; a run is never overwritten)",
+    )
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -78,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     if not config.out:
         raise OTGenError("no output directory: give --out DIR (or out: in the config file)")
-    run_dir = train(config, resume=args.resume)
+    run_dir = train(config, resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
         print(f"trained {config.method}: run in {run_dir}")
     return 0

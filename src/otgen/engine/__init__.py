@@ -41,7 +41,7 @@ _LAZY = {
     "InMemoryData": "otgen.engine.data",
     "build_method": "otgen.engine.trainer",
     "load_run": "otgen.engine.trainer",
-    "read_run": "otgen.engine.trainer",
+    "read_run": "otgen.engine.rundir",
     "resume": "otgen.engine.trainer",
     "save_samples": "otgen.viz.samples",
     "train": "otgen.engine.trainer",

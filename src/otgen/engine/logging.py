@@ -20,6 +20,7 @@ from otgen.errors import NonFiniteError
 from otgen.utils.io import write_text
 
 METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
 
 
 class MetricMeter:
@@ -73,7 +74,7 @@ class RunLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+                self.tb = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR))
             except ImportError:  # optional: never required
                 self.tb = None
 

@@ -24,7 +24,6 @@ checkpoint's state tree to a method in :mod:`otgen.engine.state`, RNG capture in
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -34,13 +33,8 @@ import torch
 
 from otgen.data.spec import DataSpec
 from otgen.engine import distributed as D
-from otgen.engine.checkpoint import (
-    check_resumable,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    save_checkpoint,
-)
+from otgen.engine import rundir
+from otgen.engine.checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from otgen.engine.config import (
     TrainConfig,
     config_from_dict,
@@ -51,68 +45,17 @@ from otgen.engine.config import (
 from otgen.engine.data import BatchSampler, as_dataset, load_data
 from otgen.engine.ema import EMA
 from otgen.engine.logging import MetricMeter, RunLogger
+from otgen.engine.rundir import SAMPLE_DIR, read_run
 from otgen.engine.state import apply_state, extra_on
-from otgen.errors import CheckpointError, NonFiniteError, OTGenError
+from otgen.errors import CheckpointError, Interrupted, NonFiniteError, OTGenError
 from otgen.methods.base import Method, Phase
-from otgen.utils.checks import check_batchnorm_batch, check_output_path
+from otgen.utils.checks import check_batchnorm_batch
 from otgen.utils.device import resolve_device
-from otgen.utils.io import write_json
 from otgen.utils.progress import progress
 from otgen.utils.seeding import capture_rng, restore_rng, seed_everything
 from otgen.viz.samples import save_samples
 
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
-SAMPLE_DIR = "samples"
 _SAMPLE_SEED = 20240601  # fixed noise for interval samples, so images are comparable over time
-
-
-# -- run directory ------------------------------------------------------------------------
-
-
-def _spec_dict(spec: DataSpec) -> dict[str, Any]:
-    return {
-        "shape": list(spec.shape),
-        "num_classes": spec.num_classes,
-        "value_range": list(spec.value_range),
-    }
-
-
-def _spec_from(d: dict[str, Any]) -> DataSpec:
-    try:
-        return DataSpec(tuple(d["shape"]), d.get("num_classes"), tuple(d["value_range"]))
-    except (KeyError, TypeError):
-        raise CheckpointError("run config has an invalid data spec") from None
-
-
-def read_run(run_dir: str | Path) -> tuple[TrainConfig, DataSpec]:
-    """The config and data spec stored in ``<run>/config.json``."""
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise OTGenError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
-    try:
-        rec = json.loads(path.read_text())
-        cfg_raw, spec_raw = rec["config"], rec["spec"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
-        raise CheckpointError(f"{path} is corrupt") from None
-    return config_from_dict(cfg_raw), _spec_from(spec_raw)
-
-
-def _config_diff(a: TrainConfig, b: TrainConfig) -> list[str]:
-    def leaves(d: dict, prefix: str = "") -> dict[str, Any]:
-        out = {}
-        for k, v in d.items():
-            if isinstance(v, dict) and k != "params":
-                out.update(leaves(v, f"{prefix}{k}."))
-            elif k == "params":
-                out.update({f"method.{pk}": pv for pk, pv in v.items()})
-            else:
-                out[f"{prefix}{k}"] = v
-        return out
-
-    la, lb = leaves(a.to_dict()), leaves(b.to_dict())
-    ignore = {"device", "out"}
-    return sorted(k for k in la.keys() | lb.keys() if k not in ignore and la.get(k) != lb.get(k))
 
 
 # -- the trainer --------------------------------------------------------------------------
@@ -135,10 +78,28 @@ class Trainer:
 
     allow_changes: tuple[str, ...] = ()  # config keys a resume may change (check_resumable)
 
-    def __init__(self, config: TrainConfig, data: Any = None, *, resume: bool = False) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: Any = None,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+    ) -> None:
         self.config = config.validate_for_run()
         self.run_dir = Path(config.out)
-        self._check_run_dir(resume)
+        # rank 0 writes, so it alone locks the directory (for as long as this trainer lives)
+        self._lock = rundir.claim(
+            self.run_dir, resume=resume, overwrite=overwrite, lock=D.env_info().is_main
+        )
+        self._writing = False  # until run() writes, a failure leaves the directory untouched
+        try:
+            self._setup(config, data, resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, config: TrainConfig, data: Any, resume: bool) -> None:
         device = resolve_device(config.device)
         self.info, self.device = D.init_distributed(device)
         D.barrier(self.info)  # every rank has checked the run dir before rank 0 writes to it
@@ -153,8 +114,8 @@ class Trainer:
         # (e.g. EOTGM's latent_dim/optimizer/lr chosen for the data), never None.
         check_batchnorm_batch(self.method.nets, config.batch_size // self.info.world_size)
         self.config = config = resolved_config(config, self.method)
-        if resume and (self.run_dir / CONFIG_FILE).exists():
-            self._check_same_config()
+        if resume and (self.run_dir / rundir.CONFIG_FILE).exists():
+            rundir.check_same_config(self.run_dir, config)
         D.setup_method(self.method, self.info, config.distributed)
         if self.info.rank > 0:  # ranks draw different noise; rank 0 keeps the 1-process stream
             seed_everything(config.seed + 1_000_003 * self.info.rank)
@@ -180,28 +141,11 @@ class Trainer:
         self.phase = self.phases[0].name if self.phases else ""
 
     # -- setup ----------------------------------------------------------------------------
-    def _check_run_dir(self, resume: bool) -> None:
-        cfg_path = self.run_dir / CONFIG_FILE
-        check_output_path(self.run_dir, "out", directory=True)
-        has_run = cfg_path.exists() or bool(list_checkpoints(self.run_dir / CHECKPOINT_DIR))
-        if has_run and not resume:
-            raise OTGenError(
-                f"{self.run_dir} already holds a run; continue it with "
-                f"`otgen resume --run {self.run_dir}` or choose another --out"
-            )
-
-    def _check_same_config(self) -> None:
-        stored, _ = read_run(self.run_dir)
-        # runs written before configs were stored resolved hold None for resolved fields
-        params = {
-            k: self.config.params.get(k) if v is None else v for k, v in stored.params.items()
-        }
-        stored = stored.replace(params=params)
-        diff = _config_diff(stored, self.config)
-        if diff:
-            raise OTGenError(
-                f"cannot resume {self.run_dir}: config differs in {', '.join(diff[:5])}"
-            )
+    def close(self) -> None:
+        """Release the run directory's lock (the process's exit would, too); if nothing was
+        written yet, also remove the lock file (and directories) that claiming it created."""
+        if self._lock is not None:
+            self._lock.release(undo=not self._writing)
 
     def _data_on_device(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         x, y = self.data.x, self.data.y
@@ -246,10 +190,10 @@ class Trainer:
             "sampler": self.sampler.state(self.step),
             "world_size": self.info.world_size,
             "config": self.config.to_dict(),
-            "spec": _spec_dict(self.spec),
+            "spec": rundir.spec_dict(self.spec),
         }
         self.last_checkpoint = save_checkpoint(
-            self.run_dir / CHECKPOINT_DIR,
+            rundir.checkpoint_dir(self.run_dir),
             self.step,
             self.state(),
             meta,
@@ -312,28 +256,39 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> Path:
-        latest = latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
+        latest = rundir.newest_checkpoint(self.run_dir)
         if latest is not None:
             self.restore(latest)
+        self._writing = True
         self.logger.truncate(self.step)  # drop records a killed run wrote past its checkpoint
         if self.info.is_main:
-            write_json(
-                self.run_dir / CONFIG_FILE,
-                {
-                    "config": self.config.to_dict(),
-                    "spec": _spec_dict(self.spec),
-                    "data": self.data.name,
-                },
-            )
+            rundir.write_config(self.run_dir, self.config, self.spec, self.data.name)
         try:
             self._loop()
         except NonFiniteError as exc:
             where = self.last_checkpoint.name if self.last_checkpoint else "none written"
             raise NonFiniteError(f"{exc} (last good checkpoint: {where})") from None
+        except OSError as exc:  # disk full, read-only: what was committed stays resumable
+            what = f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)
+            raise OTGenError(f"cannot write the run: {what}; {self._resumable()}") from None
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"training stopped at step {self.step}; {self._resumable()}"
+            ) from None
         finally:
             self.logger.close()
         D.barrier(self.info)
         return self.run_dir
+
+    def _resumable(self) -> str:
+        """Where a stopped run can be continued from (one clause of an error line)."""
+        newest = rundir.newest_checkpoint(self.run_dir)
+        if newest is None:
+            return "no checkpoint was written yet"
+        return (
+            f"newest complete checkpoint: {newest.name}; continue with "
+            f"`otgen resume --run {self.run_dir}`"
+        )
 
     def _loop(self) -> None:
         cfg = self.config
@@ -415,17 +370,22 @@ def train(
     data: Any = None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     allow_changes: Sequence[str] = (),
 ) -> Path:
     """Train a run; returns its directory. ``data``: an in-memory Dataset or tensor (default:
     ``otgen.data.load(config.data.name, ...)``). ``resume=True`` continues from the newest
     checkpoint in ``config.out`` if there is one (else starts), instead of refusing the dir.
+    ``overwrite=True`` trains in a directory that holds files but no run (entries a run writes
+    are renamed ``<name>.<N>`` first, nothing is deleted; see :mod:`otgen.engine.rundir`).
+    The directory is locked against other writers until this returns.
     """
-    trainer = Trainer(_as_config(config), data, resume=resume)
+    trainer = Trainer(_as_config(config), data, resume=resume, overwrite=overwrite)
     trainer.allow_changes = tuple(allow_changes)
     try:
         return trainer.run()
     finally:
+        trainer.close()
         if trainer.info.enabled:
             D.shutdown()
 
@@ -485,7 +445,7 @@ def load_run(
     """
     config, spec = read_run(run_dir)
     dev = resolve_device(device)
-    path = Path(checkpoint) if checkpoint else latest_checkpoint(Path(run_dir) / CHECKPOINT_DIR)
+    path = Path(checkpoint) if checkpoint else rundir.newest_checkpoint(run_dir)
     if path is None:
         raise CheckpointError(f"{run_dir} has no checkpoint yet")
     ckpt = load_checkpoint(path)
