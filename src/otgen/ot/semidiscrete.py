@@ -231,6 +231,25 @@ class CellStats:
         return out
 
 
+def _assign_into(
+    x: torch.Tensor, yt: torch.Tensor, h: torch.Tensor, buf: torch.Tensor, out: torch.Tensor
+) -> torch.Tensor:
+    """``out[r] = argmax_i ⟨x_r, y_i⟩ + h_i`` (eq. 22) with ``yt = yᵀ`` (d, n) float32.
+
+    One addmm over *all* n targets per block of ``len(buf)`` rows, written into the reused
+    buffer and reduced in place: the GEMM is long in n (no running max across target blocks,
+    no allocation) and the scores are read back while still in cache. On 2 cores this takes
+    the assignment from ~18% to 35-75% of the dense GEMM rate at d = 32-64 (issue 14).
+    """
+    rows = buf.shape[0]
+    for lo in range(0, x.shape[0], rows):
+        hi = min(x.shape[0], lo + rows)
+        s = buf[: hi - lo]
+        torch.addmm(h, x[lo:hi], yt, out=s)
+        torch.argmax(s, 1, out=out[lo:hi])
+    return out
+
+
 def cell_statistics(
     y: torch.Tensor,
     h: torch.Tensor,
@@ -264,10 +283,19 @@ def cell_statistics(
     sparse_w: list[torch.Tensor] = []
     y32, h32 = y.float(), h.float()
     k = 2 if delta else 1
+    rows = min(128, _BLOCK_ELEMENTS // n)  # scores over all targets, a few rows at a time
+    fast = k == 1 and rows >= 8
+    if fast:
+        yt = y32.T.contiguous()
+        buf = torch.empty(rows, n, device=device)
+        cells = torch.empty(chunk, dtype=torch.int64, device=device)
     for xc in sampler.chunks(n_samples, chunk, rank, world):
         x = xc.to(device)
-        s, idx = top_scores(x.float(), y32, h32, k)
-        own = idx[:, 0]
+        if fast:
+            own = _assign_into(x.float(), yt, h32, buf, cells[: x.shape[0]])
+        else:
+            s, idx = top_scores(x.float(), y32, h32, k)
+            own = idx[:, 0]
         counts += torch.bincount(own, minlength=n)
         if sums is not None:
             sums.index_add_(0, own, x)
