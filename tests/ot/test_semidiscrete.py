@@ -124,7 +124,7 @@ def test_score_blocks_stay_bounded_for_100k_targets(monkeypatch):
     y = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
     stats = sd.cell_statistics(y, torch.zeros(n, dtype=torch.float64), sd.SourceSampler(3), 3000)
     assert int(stats.counts.sum()) == 3000 and len(shapes) > 1
-    assert max(shapes) <= sd._BLOCK_ELEMENTS
+    assert max(shapes) <= max(sd._BLOCK_ELEMENTS, sd._ROW_BLOCK_ELEMENTS)
 
 
 def test_cell_counts_use_one_gemm_over_all_targets_per_row_block(monkeypatch):

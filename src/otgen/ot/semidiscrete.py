@@ -76,6 +76,9 @@ INITS: tuple[str, ...] = ("voronoi", "zeros")
 # Elements of one (samples x targets) score block: 2^21 floats = 8 MiB keeps the block in cache
 # on CPU and memory bounded on GPU whatever n is.
 _BLOCK_ELEMENTS = 1 << 21
+# Rows x all-targets scores of the k = 1 assignment (32 MiB): few, long GEMMs; on a loaded
+# 2-core machine every op is an OpenMP barrier, so 512-row blocks beat 128 (issue 14).
+_ROW_BLOCK_ELEMENTS = 1 << 23
 _NEWTON_MAX_TARGETS = 4096  # Newton keeps a dense n x n Hessian
 
 
@@ -239,7 +242,8 @@ def _assign_into(
     One addmm over *all* n targets per block of ``len(buf)`` rows, written into the reused
     buffer and reduced in place: the GEMM is long in n (no running max across target blocks,
     no allocation) and the scores are read back while still in cache. On 2 cores this takes
-    the assignment from ~18% to 35-75% of the dense GEMM rate at d = 32-64 (issue 14).
+    the assignment from 9-17% to 21-35% of the dense GEMM rate at d = 32-64 with 2 threads
+    on the loaded machine, and leaves it unchanged (39-45%) with one thread (issue 14).
     """
     rows = buf.shape[0]
     for lo in range(0, x.shape[0], rows):
@@ -283,7 +287,7 @@ def cell_statistics(
     sparse_w: list[torch.Tensor] = []
     y32, h32 = y.float(), h.float()
     k = 2 if delta else 1
-    rows = min(128, _BLOCK_ELEMENTS // n)  # scores over all targets, a few rows at a time
+    rows = min(512, _ROW_BLOCK_ELEMENTS // n)  # scores over all targets, rows at a time
     fast = k == 1 and rows >= 8
     if fast:
         yt = y32.T.contiguous()
