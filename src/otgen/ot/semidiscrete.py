@@ -77,7 +77,7 @@ INITS: tuple[str, ...] = ("voronoi", "zeros")
 # on CPU and memory bounded on GPU whatever n is.
 _BLOCK_ELEMENTS = 1 << 21
 # Rows x all-targets scores of the k = 1 assignment (32 MiB): few, long GEMMs; on a loaded
-# 2-core machine every op is an OpenMP barrier, so 512-row blocks beat 128 (issue 14).
+# 2-core machine every op is an OpenMP barrier, so whole sample chunks beat 128-row blocks.
 _ROW_BLOCK_ELEMENTS = 1 << 23
 _NEWTON_MAX_TARGETS = 4096  # Newton keeps a dense n x n Hessian
 
@@ -287,7 +287,7 @@ def cell_statistics(
     sparse_w: list[torch.Tensor] = []
     y32, h32 = y.float(), h.float()
     k = 2 if delta else 1
-    rows = min(512, _ROW_BLOCK_ELEMENTS // n)  # scores over all targets, rows at a time
+    rows = min(chunk, _ROW_BLOCK_ELEMENTS // n)  # scores over all targets, rows at a time
     fast = k == 1 and rows >= 8
     if fast:
         yt = y32.T.contiguous()
