@@ -241,10 +241,10 @@ def _assign_into(
 
     One addmm over *all* n targets per block of ``len(buf)`` rows, written into the reused
     buffer and reduced in place: the GEMM is long in n (no running max across target blocks,
-    no allocation) and the scores are read back while still in cache. On 2 cores this takes
-    the assignment from 9-17% to 21-35% of the dense GEMM rate at d = 32-64 with 2 threads
-    on the loaded machine, and leaves it unchanged (39-45%) with one thread (issue 14).
-    """
+    no allocation), fewer ops (each an OpenMP region). On 2 cores this takes
+    the assignment from 7% to 17% (d = 32) and 21% to 25% (d = 64) of the dense GEMM rate
+    with 2 threads on the loaded machine; with one thread both reach ~40% (issue 14,
+    benchmarks/results/semidiscrete_throughput.md)."""
     rows = buf.shape[0]
     for lo in range(0, x.shape[0], rows):
         hi = min(x.shape[0], lo + rows)
