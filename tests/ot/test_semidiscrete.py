@@ -124,7 +124,29 @@ def test_score_blocks_stay_bounded_for_100k_targets(monkeypatch):
     y = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
     stats = sd.cell_statistics(y, torch.zeros(n, dtype=torch.float64), sd.SourceSampler(3), 3000)
     assert int(stats.counts.sum()) == 3000 and len(shapes) > 1
-    assert max(shapes) <= sd._BLOCK_ELEMENTS
+    assert max(shapes) <= max(sd._BLOCK_ELEMENTS, sd._ROW_BLOCK_ELEMENTS)
+
+
+def test_cell_counts_use_one_gemm_over_all_targets_per_row_block(monkeypatch):
+    # The k = 1 assignment is one long GEMM over all n targets per block of rows (no running
+    # max across target blocks), and agrees with the dense argmax of eq. (22).
+    widths = []
+    addmm = torch.addmm
+
+    def spy(*args, **kw):
+        out = addmm(*args, **kw)
+        widths.append(out.shape[1])
+        return out
+
+    monkeypatch.setattr(torch, "addmm", spy)
+    g = torch.Generator().manual_seed(0)
+    n, d = 10_000, 4
+    y, h = torch.randn(n, d, generator=g), torch.randn(n, generator=g, dtype=torch.float64)
+    stats = sd.cell_statistics(y, h, sd.SourceSampler(d, seed=1), 1000)
+    assert set(widths) == {n}
+    x = sd.SourceSampler(d, seed=1).draw(1000).float()
+    dense = torch.bincount((x @ y.T + h.float()).argmax(1), minlength=n)
+    assert torch.equal(stats.counts, dense)
 
 
 def test_save_load_roundtrip(tmp_path):

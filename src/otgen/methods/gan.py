@@ -38,7 +38,7 @@ from torch import nn
 
 from otgen.data.spec import DataSpec
 from otgen.errors import OTGenError
-from otgen.methods._common import check_betas, check_finite_loss, eval_mode
+from otgen.methods._common import adam, check_betas, check_finite_loss, eval_mode, frozen
 from otgen.methods.base import Method
 from otgen.methods.latent import PRIORS, draw_latent
 from otgen.nets import KINDS, build_discriminator, build_generator, default_kind
@@ -270,7 +270,7 @@ class GAN(Method):
     def _optimizer(self, net: nn.Module, lr: float) -> torch.optim.Optimizer:
         if self.cfg.optimizer == "rmsprop":
             return torch.optim.RMSprop(net.parameters(), lr=lr)
-        return torch.optim.Adam(net.parameters(), lr=lr, betas=(self.cfg.beta1, self.cfg.beta2))
+        return adam(net.parameters(), lr, (self.cfg.beta1, self.cfg.beta2))
 
     # -- latents and sampling -------------------------------------------------------------------
     def sample_latent(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -345,13 +345,13 @@ class GAN(Method):
 
     def _generator_step(self, G, D, n, labels) -> float:
         fake = self.generate(self.sample_latent(n, labels), labels)
-        loss = g_loss(self.cfg.loss, self._d(D, fake, labels))
-        check_finite_loss(loss, "generator loss")
-        opt = self.optimizers["G"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with frozen(D):  # back-propagate through D without its weight gradients (unused)
+            loss = g_loss(self.cfg.loss, self._d(D, fake, labels))
+            check_finite_loss(loss, "generator loss")
+            opt = self.optimizers["G"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
         opt.step()
-        # D's gradients from this pass are discarded: the next critic step zeroes them.
         return loss.item()
 
     @staticmethod

@@ -76,6 +76,9 @@ INITS: tuple[str, ...] = ("voronoi", "zeros")
 # Elements of one (samples x targets) score block: 2^21 floats = 8 MiB keeps the block in cache
 # on CPU and memory bounded on GPU whatever n is.
 _BLOCK_ELEMENTS = 1 << 21
+# Rows x all-targets scores of the k = 1 assignment (32 MiB): few, long GEMMs; on a loaded
+# 2-core machine every op is an OpenMP barrier, so whole sample chunks beat 128-row blocks.
+_ROW_BLOCK_ELEMENTS = 1 << 23
 _NEWTON_MAX_TARGETS = 4096  # Newton keeps a dense n x n Hessian
 
 
@@ -231,6 +234,26 @@ class CellStats:
         return out
 
 
+def _assign_into(
+    x: torch.Tensor, yt: torch.Tensor, h: torch.Tensor, buf: torch.Tensor, out: torch.Tensor
+) -> torch.Tensor:
+    """``out[r] = argmax_i ⟨x_r, y_i⟩ + h_i`` (eq. 22) with ``yt = yᵀ`` (d, n) float32.
+
+    One addmm over *all* n targets per block of ``len(buf)`` rows, written into the reused
+    buffer and reduced in place: the GEMM is long in n (no running max across target blocks,
+    no allocation), fewer ops (each an OpenMP region). On 2 cores this takes
+    the assignment from 7% to 17% (d = 32) and 21% to 25% (d = 64) of the dense GEMM rate
+    with 2 threads on the loaded machine; with one thread both reach ~40% (issue 14,
+    benchmarks/results/semidiscrete_throughput.md)."""
+    rows = buf.shape[0]
+    for lo in range(0, x.shape[0], rows):
+        hi = min(x.shape[0], lo + rows)
+        s = buf[: hi - lo]
+        torch.addmm(h, x[lo:hi], yt, out=s)
+        torch.argmax(s, 1, out=out[lo:hi])
+    return out
+
+
 def cell_statistics(
     y: torch.Tensor,
     h: torch.Tensor,
@@ -264,10 +287,19 @@ def cell_statistics(
     sparse_w: list[torch.Tensor] = []
     y32, h32 = y.float(), h.float()
     k = 2 if delta else 1
+    rows = min(chunk, _ROW_BLOCK_ELEMENTS // n)  # scores over all targets, rows at a time
+    fast = k == 1 and rows >= 8
+    if fast:
+        yt = y32.T.contiguous()
+        buf = torch.empty(rows, n, device=device)
+        cells = torch.empty(chunk, dtype=torch.int64, device=device)
     for xc in sampler.chunks(n_samples, chunk, rank, world):
         x = xc.to(device)
-        s, idx = top_scores(x.float(), y32, h32, k)
-        own = idx[:, 0]
+        if fast:
+            own = _assign_into(x.float(), yt, h32, buf, cells[: x.shape[0]])
+        else:
+            s, idx = top_scores(x.float(), y32, h32, k)
+            own = idx[:, 0]
         counts += torch.bincount(own, minlength=n)
         if sums is not None:
             sums.index_add_(0, own, x)
