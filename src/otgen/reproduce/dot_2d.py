@@ -64,9 +64,9 @@ class Settings:
 PROFILES = {
     # the paper's protocol (DOT §5.1 + reference notes); 5 seeds
     "paper": Settings(PAPER_GEN_ITERS, 5, 256, 1e-4, 100, 1000, 100, 10, 5, 5000),
-    # what fits ~30 min of one shared CPU core for both data sets: a tiny fraction of the
+    # what fits ~30 min of a shared 2-core CPU (load ~6) for both data sets: a tiny fraction of the
     # paper's budget, with Adam 1e-3 (1e-4 barely moves G in so few updates)
-    "cpu": Settings(300, 2, 256, 1e-3, 6, 1000, 100, 4, 3, 50),
+    "cpu": Settings(150, 2, 256, 1e-3, 4, 1000, 100, 4, 3, 25),
     "quick": Settings(40, 2, 64, 1e-3, 3, 300, 20, 2, 2, 20),
 }
 

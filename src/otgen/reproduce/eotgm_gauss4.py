@@ -55,7 +55,7 @@ class Settings:
 
 PROFILES = {
     "paper": Settings(PAPER_ITERS, 5, 10, ("dual", "plan")),
-    "cpu": Settings(700, 5, 5),  # ~0.3 s per iteration on this shared CPU
+    "cpu": Settings(500, 5, 5),  # ~0.2 s of CPU per iteration
     "quick": Settings(30, 2, 2),
 }
 
