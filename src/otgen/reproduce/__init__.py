@@ -6,6 +6,24 @@ Each entry names ``(module, function, one-line description)``; the function
 (``otgen.utils.report.write_report``) and PNG figures into ``out`` and returns a short summary
 dict printed by the CLI. Modules are imported only when their experiment runs. Side studies
 that are not paper results live in ``benchmarks/studies/``.
+
+Profiles (``otgen reproduce NAME --profile quick|cpu|paper``; ``--quick`` = quick): each 2D
+experiment defines its budget per profile and records the fraction of the paper's budget in its
+report. ``otgen reproduce all --profile P [--device D]`` runs :data:`ALL_ORDER`; finished
+experiments are skipped on a rerun (``<out>/<name>/runs/done-P.json``) and the stacked trainers
+resume from their checkpoints (``<out>/<name>/runs/P/``, git-ignored).
+
+Time of ``all --profile paper`` on one H100 — an *estimate*, not a measurement (no GPU was
+available): one training step was timed on this CPU, its matmul FLOPs and operator count taken
+from the profiler (:func:`gpu_time_estimate`), and scaled to an H100 at 67 TFLOP/s FP32 with
+a floor of 6 µs per operator launch (the small nets are launch-bound). Measured on this CPU
+(issue 15): DOT's stacked WGAN-GP step ≈ 89 operators, 500,000 critic steps per data set →
+≈ 4.5 min per data set (≈ 9 min both) plus 8,000 exact EMDs (≈ 0.25 s each on one core, spread
+over the host's cores by ``dot_2d.emd_many``: ≈ 2 min on 16 cores); the stacked PacGAN step
+≈ 222 operators → ≈ 1.3 ms, 400,000 steps ≈ 9 min per (data set, packing), ≈ 36 min for the
+four; EOTGM (10 runs of 2,000 Sinkhorn-loss steps) and AE-OT (OT solves) a few minutes. Total
+≈ 50 min, above the 40-minute target: the PacGAN baselines dominate, and capturing their
+step in a CUDA graph (not done) is what would bring it under.
 """
 
 from __future__ import annotations

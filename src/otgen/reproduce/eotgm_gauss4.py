@@ -175,7 +175,7 @@ def run(out_dir: Path, profile: str, seed: int, dev: torch.device) -> dict:
         summary[update] = f"{claim.ours()} ({claim.verdict})"
         title = (
             f"EOTGM ({update}), {s.iterations} iterations = {s.iterations / PAPER_ITERS:.2g}× "
-            f"the paper's budget, seed {seed}: real (red) vs generated (blue)"
+            f"the paper's budget,\nseed {seed}: real (red) vs generated (blue)"
         )
         figures.append(plot_points(real, torch.tensor(results[0]["fake"]),
                                    out_dir / f"eotgm_gauss4_{update}.png", title=title,
