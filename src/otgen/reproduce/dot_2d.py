@@ -251,7 +251,8 @@ def _rows(name: str, ev: dict) -> list[dict]:
 
 
 def _claims(name: str, ev: dict, curve: dict, budget: float) -> list:
-    from otgen.utils.claims import convergence_from_seeds, make_claim
+    from otgen.reproduce import steady_convergence as convergence_from_seeds
+    from otgen.utils.claims import make_claim
 
     short = "gauss25" if name.startswith("gauss25") else name
     means = {k: [sum(sd["emd"][MATCHING][k]) / len(sd["emd"][MATCHING][k])

@@ -123,11 +123,12 @@ def _floor(s: Settings, seed: int) -> list[float]:
 
 
 def _claim(results: list[dict], floor: list[float], s: Settings):
-    from otgen.utils.claims import convergence_from_seeds, make_claim
+    from otgen.reproduce import steady_convergence
+    from otgen.utils.claims import make_claim
     from otgen.utils.tables import mean_se
 
     steps = [round(s.iterations * (k + 1) / s.evals) for k in range(s.evals)]
-    conv = convergence_from_seeds(steps, [r["curve"] for r in results])
+    conv = steady_convergence(steps, [r["curve"] for r in results])
     emds = [r["row"]["emd"] for r in results]
     all_met = all(r["row"]["target_met"] for r in results)
     floor_m, _ = mean_se(floor)

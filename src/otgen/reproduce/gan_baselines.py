@@ -36,7 +36,7 @@ from otgen.data import load
 from otgen.data.toy import modes
 from otgen.errors import OTGenError
 from otgen.metrics.modes import N_SAMPLES, mode_metrics
-from otgen.reproduce import check_profile, one_thread, profiled
+from otgen.reproduce import check_profile, one_thread, profiled, steady_convergence
 from otgen.reproduce._engine_runs import train_fresh
 from otgen.utils.report import write_report
 from otgen.utils.tables import fmt_mean_se
@@ -130,14 +130,11 @@ def stacked_toy_runs(dataset: str, pack: int, profile: str, seed: int, dev, ckpt
 
 def _toy_claim(dataset: str, label: str, metrics: list, curve: dict, budget: float):
     """The published baseline row, re-measured: modes within 1.5 of the published count."""
-    from otgen.utils.claims import Convergence, convergence_from_seeds, make_claim
+    from otgen.utils.claims import make_claim
 
     per_seed = [[math.nan if v is None else v for v in c]
                 for c in zip(*curve["reverse_kl"], strict=True)]  # fmt: skip
-    conv = convergence_from_seeds(curve["steps"], per_seed)
-    if conv.converged and not any(conv.ses[-2:]):  # every seed identical, e.g. all collapsed
-        conv = Convergence(False, conv.evidence + "; but no spread across seeds (degenerate)",
-                           conv.steps, conv.means, conv.ses)  # fmt: skip
+    conv = steady_convergence(curve["steps"], per_seed)
     pub_modes = PUBLISHED[(dataset, label)][0]
     return make_claim(
         CLAIM_KEYS[(dataset, label)], seed_values=[m.modes for m in metrics], convergence=conv,
