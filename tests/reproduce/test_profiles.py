@@ -116,11 +116,11 @@ def test_dot_claims_follow_the_targets_and_need_a_flat_curve():
     assert claims["dot-keff-swissroll"].verdict == "does not hold"
     moving = {**flat, "emd": [[0.2, 0.21], [0.2, 0.21], [0.05, 0.051]]}
     claims = dot_2d._claims("swissroll", ev, moving, 0.01)
-    assert {c.verdict for c in claims[:3]} == {"untested"}
+    assert {c.verdict for c in claims} == {"untested"}  # K_eff too: G has not settled
     # an untrained G on a plateau: the last pair is flat, the pair before still moved
     plateau = {**flat, "emd": [[0.2, 0.21], [0.10, 0.11], [0.10, 0.11]]}
     claims = dot_2d._claims("swissroll", ev, plateau, 0.01)
-    assert {c.verdict for c in claims[:3]} == {"untested"}
+    assert {c.verdict for c in claims} == {"untested"}  # K_eff too: G has not settled
     assert "pair before still moved" in claims[0].convergence.evidence
 
 

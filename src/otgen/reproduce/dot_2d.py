@@ -259,9 +259,9 @@ def _claims(name: str, ev: dict, curve: dict, budget: float) -> list:
                  for sd in ev["per_seed"]] for k in KINDS}  # fmt: skip
     per_seed_curve = [list(c) for c in zip(*curve["emd"], strict=True)]
     conv = convergence_from_seeds(curve["steps"], per_seed_curve)
-    k_conv = convergence_from_seeds(
-        curve["steps"], [list(c) for c in zip(*curve["K"], strict=True)]
-    )
+    k_curves = [list(c) for c in zip(*curve["K"], strict=True)]
+    # K_eff is a property of the critic of a *trained* G: it needs G's curve to have settled too
+    k_conv = convergence_from_seeds(curve["steps"], k_curves) if conv.converged else conv
     (pg, _), (pd, _), _ = PAPER_EMD[name]
     g_mean = sum(means["G"]) / len(means["G"])
     return [
