@@ -18,11 +18,12 @@ available): one training step was timed on this CPU, its matmul FLOPs and operat
 from the profiler (:func:`gpu_time_estimate`), and scaled to an H100 at 67 TFLOP/s FP32 with
 a floor of 6 µs per operator launch (the small nets are launch-bound). Measured on this CPU
 (issue 15): DOT's stacked WGAN-GP step ≈ 89 operators, 500,000 critic steps per data set →
-≈ 4.5 min per data set (≈ 9 min both) plus 8,000 exact EMDs (≈ 0.25 s each on one core, spread
-over the host's cores by ``dot_2d.emd_many``: ≈ 2 min on 16 cores); the stacked PacGAN step
+≈ 4.5 min per data set (≈ 9 min both) plus 8,000 exact EMDs (0.25–1.75 s each on one core of
+this loaded machine, spread over the host's cores by ``dot_2d.emd_many``: ≈ 2–15 min on 16
+cores); the stacked PacGAN step
 ≈ 222 operators → ≈ 1.3 ms, 400,000 steps ≈ 9 min per (data set, packing), ≈ 36 min for the
 four; EOTGM (10 runs of 2,000 Sinkhorn-loss steps) and AE-OT (OT solves) a few minutes. Total
-≈ 50 min, above the 40-minute target: the PacGAN baselines dominate, and capturing their
+≈ 50–65 min, above the 40-minute target: the PacGAN baselines dominate, and capturing their
 step in a CUDA graph (not done) is what would bring it under.
 """
 
