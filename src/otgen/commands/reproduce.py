@@ -11,32 +11,51 @@ HELP = "reproduce a paper's table or figure (JSON + Markdown + PNG)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from otgen.reproduce import available
+    from otgen.reproduce import ALL_ORDER, PROFILES, available
 
-    parser.add_argument("name", nargs="?", help="experiment: " + ", ".join(available()))
-    parser.add_argument("--list", action="store_true", help="list experiments and exit")
-    parser.add_argument("--quick", action="store_true", help="short settings (minutes on CPU)")
     parser.add_argument(
-        "--out", default=None, help="output folder (default benchmarks/results/<name>)"
+        "name",
+        nargs="?",
+        help="experiment: " + ", ".join(available()) + "; or 'all' (" + ", ".join(ALL_ORDER)
+        + ", in that order, resuming a cut-off run)",
+    )  # fmt: skip
+    parser.add_argument("--list", action="store_true", help="list experiments and exit")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default=None,
+        help="budget: quick (minutes), cpu (what fits this CPU), paper (the paper's budget)",
+    )
+    parser.add_argument("--quick", action="store_true", help="alias of --profile quick")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default benchmarks/results/<name>; for 'all' the parent folder)",
     )
     add_device_seed(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from otgen.reproduce import available, get
+    from otgen.reproduce import available, run_all, run_experiment
 
     if args.list or not args.name:
         for name, doc in available().items():
             print(f"{name:24s} {doc}")
         return 0 if args.list else 2
-    if args.name not in available():
+    if args.quick and args.profile not in (None, "quick"):
+        raise OTGenError(f"--quick contradicts --profile {args.profile}")
+    profile = "quick" if args.quick else (args.profile or "cpu")
+    if args.name == "all":
+        out = args.out or "benchmarks/results"
+        summary = run_all(out, profile, args.seed, args.device)
+    elif args.name not in available():
         raise OTGenError(
-            f"unknown experiment {args.name!r}; choose one of: {', '.join(available())}"
+            f"unknown experiment {args.name!r}; choose one of: {', '.join(available())}, all"
         )
-    out = args.out or f"benchmarks/results/{args.name}"
-    summary = get(args.name)(out=out, quick=args.quick, seed=args.seed, device=args.device)
+    else:
+        out = args.out or f"benchmarks/results/{args.name}"
+        summary = run_experiment(args.name, out, profile, args.seed, args.device)
     print(f"wrote results to {out}")
-    if summary:
-        for key, value in summary.items():
-            print(f"  {key}: {value}")
+    for key, value in (summary or {}).items():
+        print(f"  {key}: {value}")
     return 0
