@@ -348,7 +348,7 @@ def check_resumable(ckpt: Checkpoint, config: dict[str, Any], allow=()) -> None:
     stored = meta.get("config")
     if not isinstance(stored, dict):
         raise CheckpointError(f"checkpoint {where} does not record its training config")
-    old, new = _leaves(stored), _leaves(config)
+    old, new = config_leaves(stored), config_leaves(config)
     changed = sorted(
         k
         for k in old.keys() | new.keys()
@@ -363,13 +363,15 @@ def check_resumable(ckpt: Checkpoint, config: dict[str, Any], allow=()) -> None:
         )
 
 
-def _leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def config_leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"params": {"lr": 1}, "data": {"n": 5}}`` -> ``{"method.lr": 1, "data.n": 5}``."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, dict) and v:
             # method parameters are spelled method.X on the command line (--set method.lr=...)
-            out.update(_leaves(v, "method." if (prefix, k) == ("", "params") else f"{prefix}{k}."))
+            out.update(
+                config_leaves(v, "method." if (prefix, k) == ("", "params") else f"{prefix}{k}.")
+            )
         else:
             out[f"{prefix}{k}"] = v
     return out

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from otgen.data.spec import DataSpec
-from otgen.engine.checkpoint import latest_checkpoint, list_checkpoints
+from otgen.engine.checkpoint import config_leaves, latest_checkpoint, list_checkpoints
 from otgen.engine.config import TrainConfig, config_from_dict
 from otgen.engine.logging import METRICS_FILE, TENSORBOARD_DIR
 from otgen.errors import CheckpointError, OTGenError
@@ -127,18 +127,7 @@ def check_same_config(run_dir: str | Path, config: TrainConfig) -> None:
 
 
 def _config_diff(a: TrainConfig, b: TrainConfig) -> list[str]:
-    def leaves(d: dict, prefix: str = "") -> dict[str, Any]:
-        out = {}
-        for k, v in d.items():
-            if isinstance(v, dict) and k != "params":
-                out.update(leaves(v, f"{prefix}{k}."))
-            elif k == "params":
-                out.update({f"method.{pk}": pv for pk, pv in v.items()})
-            else:
-                out[f"{prefix}{k}"] = v
-        return out
-
-    la, lb = leaves(a.to_dict()), leaves(b.to_dict())
+    la, lb = config_leaves(a.to_dict()), config_leaves(b.to_dict())
     ignore = {"device", "out"}
     return sorted(k for k in la.keys() | lb.keys() if k not in ignore and la.get(k) != lb.get(k))
 

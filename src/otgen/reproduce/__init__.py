@@ -169,26 +169,3 @@ def gpu_time_estimate(step: Callable[[], Any], cpu_seconds: float) -> dict[str, 
     gpu_s = max(flops / H100_FP32_FLOPS, kernels * GPU_LAUNCH_S)
     return {"flops": flops, "cpu_s": cpu_seconds, "cpu_flops_per_s": flops / cpu_seconds,
             "kernels": kernels, "h100_s": gpu_s, "speedup": cpu_seconds / gpu_s}  # fmt: skip
-
-
-def steady_convergence(steps: list[int], curves: list[list[float]]):
-    """:func:`otgen.utils.claims.convergence_from_seeds`, made stricter for short budgets:
-    the last *two* pairs of evaluations must each agree within their standard errors (a
-    single flat pair is what an untrained model on a plateau also shows), and a curve with
-    every seed identical (no spread, e.g. all collapsed) is no evidence."""
-    from otgen.utils.claims import Convergence, convergence_from_seeds
-
-    conv = convergence_from_seeds(steps, curves)
-    why = ""
-    if len(steps) < 3:
-        why = "fewer than three evaluations"
-    elif (
-        conv.converged
-        and not convergence_from_seeds(steps[:-1], [c[:-1] for c in curves]).converged
-    ):
-        why = "the pair before still moved"
-    elif conv.converged and not any(conv.ses[-2:]):
-        why = "no spread across seeds (degenerate)"
-    if not why or not conv.converged:
-        return conv
-    return Convergence(False, f"{conv.evidence}; but {why}", conv.steps, conv.means, conv.ses)

@@ -251,17 +251,16 @@ def _rows(name: str, ev: dict) -> list[dict]:
 
 
 def _claims(name: str, ev: dict, curve: dict, budget: float) -> list:
-    from otgen.reproduce import steady_convergence as convergence_from_seeds
-    from otgen.utils.claims import make_claim
+    from otgen.utils.claims import make_claim, steady_convergence
 
     short = "gauss25" if name.startswith("gauss25") else name
     means = {k: [sum(sd["emd"][MATCHING][k]) / len(sd["emd"][MATCHING][k])
                  for sd in ev["per_seed"]] for k in KINDS}  # fmt: skip
     per_seed_curve = [list(c) for c in zip(*curve["emd"], strict=True)]
-    conv = convergence_from_seeds(curve["steps"], per_seed_curve)
+    conv = steady_convergence(curve["steps"], per_seed_curve)
     k_curves = [list(c) for c in zip(*curve["K"], strict=True)]
     # K_eff is a property of the critic of a *trained* G: it needs G's curve to have settled too
-    k_conv = convergence_from_seeds(curve["steps"], k_curves) if conv.converged else conv
+    k_conv = steady_convergence(curve["steps"], k_curves) if conv.converged else conv
     (pg, _), (pd, _), _ = PAPER_EMD[name]
     g_mean = sum(means["G"]) / len(means["G"])
     return [

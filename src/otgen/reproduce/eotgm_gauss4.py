@@ -123,8 +123,7 @@ def _floor(s: Settings, seed: int) -> list[float]:
 
 
 def _claim(results: list[dict], floor: list[float], s: Settings):
-    from otgen.reproduce import steady_convergence
-    from otgen.utils.claims import make_claim
+    from otgen.utils.claims import make_claim, steady_convergence
     from otgen.utils.tables import mean_se
 
     steps = [round(s.iterations * (k + 1) / s.evals) for k in range(s.evals)]

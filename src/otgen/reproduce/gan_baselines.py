@@ -36,8 +36,9 @@ from otgen.data import load
 from otgen.data.toy import modes
 from otgen.errors import OTGenError
 from otgen.metrics.modes import N_SAMPLES, mode_metrics
-from otgen.reproduce import check_profile, one_thread, profiled, steady_convergence
+from otgen.reproduce import check_profile, one_thread, profiled
 from otgen.reproduce._engine_runs import train_fresh
+from otgen.utils.claims import steady_convergence
 from otgen.utils.report import write_report
 from otgen.utils.tables import fmt_mean_se
 

@@ -119,6 +119,27 @@ def convergence_from_seeds(
     return check_convergence(steps, [m for m, _ in stats], [s for _, s in stats], tol=tol)
 
 
+def steady_convergence(steps: Sequence[int], curves: Sequence[Sequence[float]]) -> Convergence:
+    """:func:`convergence_from_seeds`, made stricter for short budgets:
+    the last *two* pairs of evaluations must each agree within their standard errors (a
+    single flat pair is what an untrained model on a plateau also shows), and a curve with
+    every seed identical (no spread, e.g. all collapsed) is no evidence."""
+    conv = convergence_from_seeds(steps, curves)
+    why = ""
+    if len(steps) < 3:
+        why = "fewer than three evaluations"
+    elif (
+        conv.converged
+        and not convergence_from_seeds(steps[:-1], [c[:-1] for c in curves]).converged
+    ):
+        why = "the pair before still moved"
+    elif conv.converged and not any(conv.ses[-2:]):
+        why = "no spread across seeds (degenerate)"
+    if not why or not conv.converged:
+        return conv
+    return Convergence(False, f"{conv.evidence}; but {why}", conv.steps, conv.means, conv.ses)
+
+
 def decide_verdict(
     holds: bool | None, n_seeds: int, convergence: Convergence | None
 ) -> tuple[str, str]:
