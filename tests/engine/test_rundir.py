@@ -81,7 +81,23 @@ def test_non_empty_directory_without_a_run_needs_overwrite(work, capsys):
 def test_a_different_run_is_refused(work, capsys):
     assert main(train_args("r")) == 0
     refused(capsys, train_args("r", "--seed", "4"), work, match="already holds a run")
-    refused(capsys, train_args("r", "--seed", "4", "--resume"), work, match="config differs")
+    refused(capsys, train_args("r", "--seed", "4", "--resume"), work, match="config changed")
+
+
+def test_resume_extends_steps_only_when_allowed(work, capsys):
+    """One check decides (the checkpoint's): ``--allow-change steps`` extends a finished run,
+    which then ends bit for bit like a run trained to the new end at once."""
+    assert main(train_args("r", "--steps", "20")) == 0
+    refused(
+        capsys,
+        train_args("r", "--resume"),
+        work,
+        match="config changed since it was written: steps (20 -> 40)",
+    )
+    refused(capsys, train_args("r", "--allow-change", "steps"), work, match="only applies to")
+    assert main(train_args("r", "--resume", "--allow-change", "steps")) == 0
+    assert main(train_args("ref")) == 0
+    _assert_same_run(work / "ref", work / "r")
 
 
 # -- outputs of other commands inside a run ---------------------------------------------------

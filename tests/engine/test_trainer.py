@@ -89,9 +89,11 @@ def test_existing_run_is_refused_and_untouched(tmp_path):
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     with pytest.raises(OTGenError, match="already holds a run"):
         train(tiny_config(run, steps=5), tiny_data())
-    with pytest.raises(OTGenError, match="config differs in steps"):
+    with pytest.raises(OTGenError, match=r"config changed.*steps \(5 -> 6\)"):
         train(tiny_config(run, steps=6), tiny_data(), resume=True)
     assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    train(tiny_config(run, steps=6), tiny_data(), resume=True, allow_changes=("steps",))
+    assert list_checkpoints(run / "checkpoints")[-1][0] == 6
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):

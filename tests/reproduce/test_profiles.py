@@ -20,8 +20,8 @@ def tiny(monkeypatch):
     monkeypatch.setitem(dot_2d.PROFILES, "quick", TINY_DOT)
     monkeypatch.setitem(eotgm_gauss4.PROFILES, "quick", eotgm_gauss4.Settings(4, 2, 2))
     monkeypatch.setitem(gan_baselines.TOY_PROFILES, "quick", (4, 2, 2))
-    monkeypatch.setattr(aeot_grid, "QUICK", {"seeds": 2, "tol": 0.5, "time_limit": 1.0,
-                                             "variants": ("iid",)})  # fmt: skip
+    monkeypatch.setitem(aeot_grid.PROFILES, "quick", {"seeds": 2, "tol": 0.5, "max_iter": 96,
+                                                      "variants": ("iid",)})  # fmt: skip
     monkeypatch.setattr(eotgm_gauss4, "EMD_POINTS", 100)
 
 

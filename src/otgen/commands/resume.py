@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from otgen.commands._common import add_allow_change
+
 HELP = "continue a training run from its newest checkpoint"
 
 
@@ -12,13 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:N or auto (default: the run's)"
     )
-    parser.add_argument(
-        "--allow-change",
-        action="append",
-        default=[],
-        metavar="KEY",
-        help="accept a config key (e.g. steps, method.lr) that differs from the checkpoint's",
-    )
+    add_allow_change(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from otgen.commands._common import add_allow_change
 from otgen.errors import OTGenError
 
 HELP = "train a method (config file or method name; flags and --set KEY=VALUE override)"
@@ -45,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue the run in --out from its newest checkpoint (start it if none)",
     )
+    add_allow_change(parser)  # with --resume: e.g. --steps 2000 --allow-change steps
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -84,7 +86,11 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     if not config.out:
         raise OTGenError("no output directory: give --out DIR (or out: in the config file)")
-    run_dir = train(config, resume=args.resume, overwrite=args.overwrite)
+    if args.allow_change and not args.resume:
+        raise OTGenError("--allow-change only applies to --resume")
+    run_dir = train(
+        config, resume=args.resume, overwrite=args.overwrite, allow_changes=args.allow_change
+    )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
         print(f"trained {config.method}: run in {run_dir}")
     return 0

@@ -17,7 +17,9 @@ Three rules keep a run's data from being lost:
   (a foreign ``metrics.jsonl``, ``samples/``, ...) is first renamed to ``<name>.<N>`` (the
   smallest free ``N``), and all other files are left alone. A directory holding a run (a
   ``config.json`` run record or a committed checkpoint) is never overwritten: it is resumed
-  (``--resume``, same config) or refused.
+  (``--resume``; a config that changed since the newest checkpoint is refused by
+  :func:`otgen.engine.checkpoint.check_resumable` unless the changed keys are allowed) or
+  refused.
 - **One writer at a time.** Training holds an exclusive ``flock`` on ``.otgen.lock`` for as
   long as it writes; the kernel drops it when the process exits or dies, so a crashed run
   never leaves a stale lock. A second process is refused with one line naming the holder's PID.
@@ -38,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from otgen.data.spec import DataSpec
-from otgen.engine.checkpoint import config_leaves, latest_checkpoint, list_checkpoints
+from otgen.engine.checkpoint import latest_checkpoint, list_checkpoints
 from otgen.engine.config import TrainConfig, config_from_dict
 from otgen.engine.logging import METRICS_FILE, TENSORBOARD_DIR
 from otgen.errors import CheckpointError, OTGenError
@@ -113,23 +115,6 @@ def _is_run_record(path: Path) -> bool:
     except (OSError, ValueError, RecursionError):
         return False
     return isinstance(rec, dict) and "config" in rec and "spec" in rec
-
-
-def check_same_config(run_dir: str | Path, config: TrainConfig) -> None:
-    """Refuse to continue the run in ``run_dir`` under a config that differs from its stored one
-    (``device`` and ``out`` may differ)."""
-    stored, _ = read_run(run_dir)
-    # runs written before configs were stored resolved hold None for resolved fields
-    params = {k: config.params.get(k) if v is None else v for k, v in stored.params.items()}
-    diff = _config_diff(stored.replace(params=params), config)
-    if diff:
-        raise OTGenError(f"cannot resume {run_dir}: config differs in {', '.join(diff[:5])}")
-
-
-def _config_diff(a: TrainConfig, b: TrainConfig) -> list[str]:
-    la, lb = config_leaves(a.to_dict()), config_leaves(b.to_dict())
-    ignore = {"device", "out"}
-    return sorted(k for k in la.keys() | lb.keys() if k not in ignore and la.get(k) != lb.get(k))
 
 
 # -- one writer at a time -----------------------------------------------------------------

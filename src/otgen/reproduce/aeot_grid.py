@@ -53,8 +53,15 @@ PUBLISHED = {
 }
 PACK = {"grid25": 4, "ring8": 2}
 GAN_STEPS, GAN_SEEDS = 2000, 1
-FULL = {"seeds": 10, "tol": 0.15, "time_limit": 20.0, "variants": ("iid", "balanced")}
-QUICK = {"seeds": 2, "tol": 0.3, "time_limit": 8.0, "variants": ("iid",)}
+# The OT solve stops at its tolerance or after ``max_iter`` Adam steps -- never at a wall-time
+# cap, which would make the numbers depend on the machine's load. The averaged solver's windows
+# double (32, 64, ...), so the caps sit at window ends: 992 steps ≈ 15 s and 480 ≈ 7 s on one
+# core of the shared CPU (≈ 15 ms per 4,096-sample step), the old 20 s / 8 s time caps. Measured
+# (issue 15): tol 0.15 is reached after 224 steps on grid25 and 480 on ring8.
+FULL = {"seeds": 10, "tol": 0.15, "max_iter": 992, "variants": ("iid", "balanced")}
+QUICK = {"seeds": 2, "tol": 0.3, "max_iter": 480, "variants": ("iid",)}
+# AE-OT has no training budget beyond its OT solve: "cpu" and "paper" both run the full protocol.
+PROFILES = {"paper": FULL, "cpu": FULL, "quick": QUICK}
 
 
 def balanced_sample(name: str, n: int, seed: int) -> torch.Tensor:
@@ -76,7 +83,7 @@ def aeot_run(name: str, variant: str, seed: int, cfg: dict, dev: torch.device) -
     start = time.perf_counter()
     res = sd.solve(
         real, method="averaged", tol=cfg["tol"], n_samples=4096, seed=seed,
-        time_limit=cfg["time_limit"], device=dev,
+        max_iter=cfg["max_iter"], device=dev,
     )  # fmt: skip
     scale = TARGET_RMS / float(real.double().pow(2).sum(1).mean().sqrt())
     ext = em.extend(res, theta=THETA, scale=scale, n_samples=100 * N_REAL, seed=seed + 1)
@@ -151,22 +158,39 @@ def _budget(steps) -> str:
 
 
 def _aeot_claim(runs: list, cfg: dict):
-    """AE-OT covers all 25 modes. Its "training" is the convex OT solve: it has converged when
-    the estimated L1 marginal error is within the solver's tolerance in every seed."""
-    from otgen.utils.claims import Convergence, make_claim
+    """AE-OT covers all 25 modes. Its "training" is the convex OT solve (budget 1.0: nothing
+    is cut short), converged when the solver stopped at its tolerance on the estimated L1
+    marginal error (not at ``max_iter``) in every seed."""
+    from otgen.utils.claims import make_claim
 
-    err = [r["res"].marginal_error for r in runs]
-    ok = all(e <= cfg["tol"] for e in err)
-    conv = Convergence(ok, f"OT solve: L1 marginal error ≤ {max(err):.3g} "
-                           f"{'≤' if ok else '>'} tol {cfg['tol']} in every seed")  # fmt: skip
     ms = [r["metrics"] for r in runs]
     return make_claim(
-        "aeot-tab2-grid25", seed_values=[m.modes for m in ms], convergence=conv, budget=1.0,
+        "aeot-tab2-grid25", seed_values=[m.modes for m in ms],
+        convergence=ot_convergence([r["res"] for r in runs], cfg["tol"]), budget=1.0,
         holds=lambda m, se: m >= 24.5,
         ours_text=f"{fmt_mean_se([m.modes for m in ms], 1)} modes / "
         f"{fmt_mean_se([100 * m.high_quality for m in ms], 1)}% / "
         f"{fmt_mean_se([m.reverse_kl for m in ms], 3)}",
     )  # fmt: skip
+
+
+def ot_convergence(results: list, tol: float):
+    """The OT solves' convergence: each seed's solver reached ``tol`` on its estimated L1
+    marginal error Σ|w_i − b_i| before its step cap (``SemiDiscreteResult.converged``)."""
+    from otgen.utils.claims import Convergence
+
+    capped = sum(not r.converged for r in results)
+    steps = [r.n_iter for r in results]
+    how = (
+        f"{capped} of {len(results)} seeds hit the step cap before tol {tol}"
+        if capped
+        else f"all {len(results)} seeds stopped at tol {tol}"
+    )
+    return Convergence(
+        not capped,
+        f"OT solve: estimated L1 marginal error ≤ {max(r.marginal_error for r in results):.3g}; "
+        f"{how} (after {min(steps)}–{max(steps)} Adam steps)",
+    )
 
 
 @dataclass(frozen=True)
@@ -201,7 +225,7 @@ def run(out: str, profile: str, seed: int, device: str) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     quick = check_profile(profile) == "quick"
-    cfg = QUICK if quick else FULL
+    cfg = PROFILES[profile]
     rows, figures, summary, raw, claims = [], [], {}, {}, []
     for name in ("grid25", "ring8"):
         panels = []
@@ -255,9 +279,9 @@ def run(out: str, profile: str, seed: int, device: str) -> dict:
     )
     notes = (
         f"AE-OT: averaged-Adam semi-discrete OT (tol {cfg['tol']} on the estimated L1 marginal "
-        f"error, time cap {cfg['time_limit']} s), extended map with θ = {THETA} rad on targets "
-        f"scaled to RMS norm {TARGET_RMS} (see module docstring for the choice), 2,500 uniform "
-        "samples per run, "
+        f"error, at most {cfg['max_iter']} steps and no wall-time cap, so a seed gives the same "
+        f"numbers on any machine), extended map with θ = {THETA} rad on targets scaled to RMS "
+        f"norm {TARGET_RMS} (see module docstring for the choice), 2,500 uniform samples per run, "
         f"{cfg['seeds']} seeds. 'linear %' = samples mapped piecewise linearly (the rest go to "
         "their cell's target). i.i.d. 512-point targets have multinomial mode counts, "
         "E[reverse KL] ≈ (K−1)/(2·512) ≈ 0.023 on grid25; the 'balanced' rows remove that "
