@@ -114,8 +114,6 @@ class Trainer:
         # (e.g. EOTGM's latent_dim/optimizer/lr chosen for the data), never None.
         check_batchnorm_batch(self.method.nets, config.batch_size // self.info.world_size)
         self.config = config = resolved_config(config, self.method)
-        if resume and (self.run_dir / rundir.CONFIG_FILE).exists():
-            rundir.check_same_config(self.run_dir, config)
         D.setup_method(self.method, self.info, config.distributed)
         if self.info.rank > 0:  # ranks draw different noise; rank 0 keeps the 1-process stream
             seed_everything(config.seed + 1_000_003 * self.info.rank)
