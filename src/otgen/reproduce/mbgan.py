@@ -450,6 +450,7 @@ def _notes(s: Settings, profile: str, main: dict, sweep: list[dict], seeds, ctx:
     from otgen.methods.mbgan import Config
 
     c = Config()
+    w = s.width or 64
     n_seeds = len(seeds)
     grad = [r["g_grad_norm"] for sd in seeds for r in main["records"][("MBGAN", sd)]
             if "g_grad_norm" in r]  # fmt: skip
@@ -515,9 +516,11 @@ def _notes(s: Settings, profile: str, main: dict, sweep: list[dict], seeds, ctx:
         "machine), so the published accuracies are not comparable numbers; "
         "(2) quality metric: FID in the features of the shipped fmnist-net classifier, not "
         "Inception (the paper reports no FID at all; the stopping rule is issue 16's); "
-        f"(3) network size: DCGAN-style G and D at base width {s.width or 64} "
-        f"(paper: 64 → 512 channels, Tables 1-2), {c.kernel}x{c.kernel} kernels, stride-2 "
-        "layers adapted to 28x28 (7 → 14 → 28), K = 500 (D's FC head); the DCGAN baseline is "
+        f"(3) network size: the DCGAN nets for 28x28 have two stride-2 layers each — D: conv "
+        f"{w} → {2 * w} channels (28 → 14 → 7), then FC to K = 500; G: FC to {2 * w}x7x7, "
+        f"up-convs to {w} and 1 channel (7 → 14 → 28) — where the paper's nets have four "
+        "conv layers, 64 → 512 channels (Tables 1-2; 64x64 CelebA, 32x32 CIFAR-10/SVHN); "
+        f"{c.kernel}x{c.kernel} kernels, LeakyReLU in G as in Table 1; the DCGAN baseline is "
         "the `dcgan` preset (4x4 kernels, non-saturating loss, N(0, I) latents) at the same "
         "width; "
         f"(4) batch {s.batch} (paper 128) and training length: until the FID curve flattens or "
@@ -529,12 +532,13 @@ def _notes(s: Settings, profile: str, main: dict, sweep: list[dict], seeds, ctx:
         "probe reads the raw D; "
         "(7) update rule: one D step then one G step (the paper's N is unstated); triplets "
         "from one batch (x_j = the next image of the shuffled batch, B negatives G(z)); the "
-        "margin h carries no gradient; losses averaged over triplets; Adam 2e-4, β = (0.5, "
-        "0.999) as in the paper; "
+        "margin h carries no gradient; losses averaged over triplets; Adam 2e-4, β1 = 0.5 as "
+        "in the paper, β2 = 0.999 (unstated there); "
         "(8) pixel range [−1, 1] (tanh output), so ‖x_j − G(z)‖₁ ≤ 2·784; "
         f"(9) linear probe: {s.probe_train} training / {s.probe_test} test images, SVM "
-        f"C = {PROBE_C:g} (the paper: the whole training set, C unstated; 18,432 features from "
-        "width-64 D on 32x32 — fewer here), pooled over all conv layers as in DCGAN; "
+        f"C = {PROBE_C:g} (the paper: the whole training set, C unstated; 18,432 features; "
+        f"here 4x4 x ({w} + {2 * w}) channels = {48 * w}), pooled over all conv layers as in "
+        "DCGAN; "
         f"(10) sweeps: {len(s.alphas)} α and {len(s.ks)} K values (paper: 4 each), "
         f"{s.sweep_seeds} seed(s), {s.sweep_steps} steps, Fashion-MNIST instead of CIFAR-10; "
         "failure is measured (FID/coverage/diversity), not judged from images; "
