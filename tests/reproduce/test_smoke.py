@@ -105,12 +105,10 @@ def _aeot_fmnist(mp):
 
 def _mbgan(mp):
     m = _module("mbgan")
-    mp.setattr(m, "QUICK", {"n_train": CAP, "steps": 2, "batch": 16, "width": 4, "fid_n": 64,
-                            "probe_train": 100, "probe_test": 50, "sweep_steps": 2,
-                            "sweep_width": 4, "cond_steps": 2, "cond_data": "digits"})  # fmt: skip
-    mp.setattr(m, "ALPHAS", (20.0,))
-    mp.setattr(m, "KS", (500,))
-    mp.setattr(m, "PRIORS", ())
+    tiny = m.Settings(seeds=2, n_train=CAP, batch=16, width=4, eval_every=2, max_steps=6,
+                      fid_n=64, ema=0.9, probe_train=100, probe_test=50, alphas=(20.0,),
+                      ks=(5,), sweep_seeds=1, sweep_eval_every=2, sweep_steps=2)  # fmt: skip
+    mp.setitem(m.PROFILES, "quick", tiny)
     _cap_loads(mp, "mbgan")
 
 
@@ -133,9 +131,9 @@ SMOKE: dict[str, Smoke] = {
         _aeot_fmnist, True,
     ),
     "mbgan": Smoke(
-        "mbgan", frozenset({"settings", "published_probe"}),
-        ("interpolation.png", "grad_norm.png", "conditional.png", "fmnist_mbgan.png"), _mbgan,
-        True,
+        "mbgan", frozenset({"settings", "published_probe", "curves", "sweeps", "claims"}),
+        ("interpolation.png", "grad_norm.png", "fid_curves.png", "fmnist_mbgan.png",
+         "fmnist_dcgan.png", "sweep_alpha20_K5.png"), _mbgan, True,
     ),
 }  # fmt: skip
 
