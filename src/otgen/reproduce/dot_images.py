@@ -403,10 +403,11 @@ def run(out_dir: Path, profile: str | bool, seed: int, dev: torch.device) -> dic
     figures = [plot_curves(models, floor, out_dir / "dot_images_fid_curves.png"),
                *_grids(t1, t3, out_dir)]  # fmt: skip
     rows = table1_rows(t1, models)
-    notes = _notes(s, profile, evaluator, floor, models, t2, t3)
+    dot_floor = _score(evaluator, load("fashion-mnist", n=s.n_eval, seed=seed + 98).x)
+    notes = _notes(s, profile, evaluator, floor, dot_floor, models, t2, t3)
     data_out = {"settings": asdict(s), "seed": seed, "profile": profile,
                 "budget_fraction": {k: budget_fraction(s, k) for k in models},
-                "real_vs_real_fid": floor,
+                "real_vs_real_fid": floor, "real_vs_real_dot": dot_floor,
                 "curves": {k: [r["curve"].to_dict() for r in v] for k, v in models.items()},
                 "table1": _strip(t1), "table2": _strip(t2), "table3": _strip(t3),
                 "k_per_class": [r["k_per_class"] for r in t3]}  # fmt: skip
@@ -417,7 +418,7 @@ def run(out_dir: Path, profile: str | bool, seed: int, dev: torch.device) -> dic
     return {c.key: f"{c.ours()} ({c.verdict})" for c in claims}
 
 
-def _notes(s, profile, evaluator, floor, models, t2, t3) -> str:
+def _notes(s, profile, evaluator, floor, dot_floor, models, t2, t3) -> str:
     from otgen.utils.tables import markdown_table
 
     info = evaluator.features.describe()
@@ -436,8 +437,9 @@ def _notes(s, profile, evaluator, floor, models, t2, t3) -> str:
         "standard error over those seeds. Extractor: "
         f"{info.get('label', info['name'])}; FID against the 10,000 test images, IS over 10 "
         f"splits; DOT scores on {s.n_eval} generated images (the same latents bare and after "
-        f"DOT). Real-vs-real floor: {s.probe_n} training images vs the test set, FID "
-        f"{floor[0]:.2f} ± {floor[1]:.2f} (the convergence probe's sample size).",
+        f"DOT). Real-vs-real floor (training images vs the test set): FID {floor[0]:.2f} ± "
+        f"{floor[1]:.2f} at the probe's {s.probe_n} images; FID {dot_floor['fid']:.2f}, IS "
+        f"{dot_floor['is']:.2f} at DOT's {s.n_eval} images.",
         f"Training budget (cap) as a fraction of the paper's schedule: {budget}.",
         "Convergence curves (probe FID ± bootstrap s.e. at engine steps):\n" +
         "\n".join(curve_lines),
@@ -457,16 +459,20 @@ DEVIATIONS = """## Deviations from the paper's protocol
 - Data: Fashion-MNIST 28×28 grey ({s.n_train} training images), not CIFAR-10 / STL-10
   (Table 1-2) or ImageNet (Table 3); pixels in [−1, 1].
 - Extractor: FID and IS use `fmnist-net`, a small Fashion-MNIST classifier, not Inception-v3;
-  numbers are not comparable with the paper's. IS is over 10 splits of {s.n_eval} images (paper:
-  50,000); FID of {s.n_eval} generated images vs the 10,000 test images (paper: 10,000 / 50,000
-  vs the training set).
+  numbers are not comparable with the paper's. DOT's FID/IS use {s.n_eval} generated images
+  against the 10,000 test images (IS over 10 splits); the convergence probe uses {s.probe_n}.
+  The paper's sample sizes for CIFAR-10 / STL-10 are not stated in its main text (ImageNet:
+  reference statistics of all 798,900 training images). FID values at these sample sizes are
+  biased upwards; the real-vs-real floors above are the reference points.
 - Nets: otgen's DCGAN nets for 28×28 with base width {s.width} (None = the DCGAN size), not the
   SNGAN "standard CNN" for 32×32; no SAGAN / ResNet models (Table 1's other rows). The
   conditional GAN is a small conditional SNGAN(hinge) with a projection D trained here, not the
   public pre-trained ImageNet cGAN.
-- Training: batch {s.batch}; at most {s.max_steps} engine steps per GAN (WGAN-GP ×{s.wgan_scale})
-  with early stop when the FID curve flattens, vs SNGAN's 100,000 generator updates (WGAN-GP: 5
-  critic steps per update); losses, optimisers and learning rates are the presets' (WGAN-GP:
+- Training: batch {s.batch} (paper: 64); at most {s.max_steps} engine steps per GAN (WGAN-GP
+  ×{s.wgan_scale}; an engine step is one critic update, so WGAN-GP gets a fifth as many generator
+  updates) with early stop when the FID curve flattens, vs SNGAN's 100,000 generator updates
+  (WGAN-GP: 5 critic steps per update); no EMA of G (DOT needs the G that D was trained
+  against); losses, optimisers and learning rates are the presets' (WGAN-GP:
   Adam 1e-4 (0.5, 0.9), λ = 10, 5 critic steps; SNGAN: Adam 2e-4 (0.5, 0.999), 1 critic step).
 - Table 2: the fixed G is SNGAN(ns) (the paper's: SAGAN of CIFAR-10), with the D of WGAN-GP and
   SNGAN(hi) of the same seed; no SAGAN discriminators.
