@@ -74,9 +74,10 @@ def _gan_fmnist(mp):
 
 def _dot_images(mp):
     m = _module("dot_images")
-    tiny = m.Settings(steps=2, batch_size=16, n_train=CAP, n_eval=64, dot_steps=1,
-                      cond_updates=(0, 1), k_pairs=4, k_repeats=1)  # fmt: skip
-    mp.setattr(m, "QUICK", tiny)
+    tiny = m.Settings(seeds=1, width=4, batch=16, n_train=CAP, probe_n=32, eval_every=1,
+                      max_steps=1, n_eval=32, dot_steps=1, cond_updates=(0, 1), k_pairs=4,
+                      k_repeats=1)  # fmt: skip
+    mp.setitem(m.PROFILES, "quick", tiny)
     _cap_loads(mp, "dot_images")
 
 
@@ -118,8 +119,9 @@ SMOKE: dict[str, Smoke] = {
         ("fmnist_dcgan.png", "fmnist_wgan-gp.png", "fmnist_losses.png"), _gan_fmnist, True,
     ),
     "dot-images": Smoke(
-        "dot_images", frozenset({"settings", "table1", "table2", "table3", "k_per_class"}),
-        ("dot_images_conditional.png",), _dot_images, True,
+        "dot_images", frozenset({"settings", "table1", "table2", "table3", "k_per_class", "curves",
+                                 "real_vs_real_fid"}),
+        ("dot_images_conditional.png", "dot_images_fid_curves.png"), _dot_images, True,
     ),
     "eot-mixing": Smoke(
         "eot_mixing", frozenset(),
