@@ -119,10 +119,12 @@ def train_until_flat(
     max_steps: int,
     min_evals: int = 3,
     progress: Callable[[str], None] | None = print,
+    config: dict | None = None,
 ):
     """Train ``method`` in chunks of ``eval_every`` steps until :class:`FidProbe`'s curve
     flattens (after at least ``min_evals`` evaluations) or ``max_steps``; returns the trained
-    method (EMA generator if the run has one), its metric records and the :class:`Curve`."""
+    method (EMA generator if the run has one), its metric records and the :class:`Curve`.
+    ``config``: further engine config keys (e.g. ``{"ema": {"decay": 0.999}}``)."""
     import shutil
 
     from otgen.engine.logging import read_metrics
@@ -135,7 +137,7 @@ def train_until_flat(
     config = {"method": method, "params": params, "batch_size": batch, "seed": seed,
               "device": str(device), "out": str(run_dir), "sample_every": 0,
               "log_every": max(1, eval_every // 10), "checkpoint_every": 0,
-              "keep_checkpoints": 1}  # fmt: skip
+              "keep_checkpoints": 1, **(config or {})}  # fmt: skip
     steps, fids, ses, seconds = [], [], [], 0.0
     conv = check_convergence([], [], [])
     while not steps or steps[-1] < max_steps:
