@@ -73,7 +73,7 @@ class Settings:
 PROFILES = {
     "quick": Settings(n_train=2000, batch=32, width=8, max_steps=40, eval_every=20,
                       probe_n=500, mix_n=200, repeats=2, seeds=2, ema=0.0),
-    "cpu": Settings(n_train=None, batch=64, width=16, max_steps=3000, eval_every=500,
+    "cpu": Settings(n_train=None, batch=64, width=16, max_steps=2000, eval_every=400,
                     probe_n=5000, mix_n=2000, repeats=5, seeds=2, ema=0.99),
     "paper": Settings(n_train=None, batch=PAPER_BATCH, width=None,
                       max_steps=PAPER_EPOCHS * PAPER_TRAIN // PAPER_BATCH, eval_every=2344,
@@ -180,6 +180,7 @@ def run(out_dir: Path, profile: str, seed: int, dev: torch.device) -> dict:
     curves: dict[str, list] = {LABELS[m]: [] for m in METHODS}
     degr: dict[str, list[dict]] = {LABELS[m]: [] for m in METHODS}
     rows, runs, figures, mixing_figs = [], [], [], []
+    summary_rows: list[dict] = []
     for i in range(s.seeds):
         sd = seed + i
         data = load("fashion-mnist", n=s.n_train, seed=sd)
@@ -217,20 +218,26 @@ def run(out_dir: Path, profile: str, seed: int, dev: torch.device) -> dict:
                     )
                 )
         mixing_figs.append(plot_mixing_ratio(results, out_dir / f"mixing_ratio_seed{sd}.png"))
-    figures = [plot_fid_curves(curves, floor, out_dir / "fid_curves.png"), *mixing_figs,
-               *figures]  # fmt: skip
+        # a report after every seed: a run cut off later still leaves the seeds it finished
+        summary_rows = _report(out_dir, s, profile, seed, floor, curves, degr, rows, runs,
+                               [*mixing_figs, *figures])  # fmt: skip
+    return {r["model"]: f"FID rise {r['FID rise']}, IS drop {r['IS drop']}" for r in summary_rows}
+
+
+def _report(out_dir, s, profile, seed, floor, curves, degr, rows, runs, figures) -> list[dict]:
     summary_rows = _summary_rows(degr, curves, s)
     budget = s.max_steps * s.batch / (PAPER_EPOCHS * PAPER_TRAIN)
     claims = claims_for(degr, joint_convergence(curves), budget)
-    notes = _notes(s, profile, floor, summary_rows)
     write_report(
         out_dir, "eot_mixing", title="Mixing-ratio test (EOT paper Fig. 1c-d) on Fashion-MNIST",
-        rows=summary_rows + rows, claims=claims, profile=profile, figures=figures, notes=notes,
+        rows=summary_rows + rows, claims=claims, profile=profile,
+        figures=[plot_fid_curves(curves, floor, out_dir / "fid_curves.png"), *figures],
+        notes=_notes(s, profile, floor, summary_rows),
         data={"settings": asdict(s), "floor": {"fid": floor[0], "se": floor[1]}, "runs": runs,
               "budget_fraction": budget},
         command=f"otgen reproduce eot-mixing --profile {profile} --seed {seed}",
     )  # fmt: skip
-    return {r["model"]: f"FID rise {r['FID rise']}, IS drop {r['IS drop']}" for r in summary_rows}
+    return summary_rows
 
 
 def _summary_rows(degr: dict[str, list[dict]], curves: dict[str, list], s: Settings):
