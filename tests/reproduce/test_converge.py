@@ -37,14 +37,6 @@ def probe(fmnist):
     return FidProbe(fmnist.x[:300], n=300, seed=3, boot=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _states(run_dir: Path) -> dict[str, torch.Tensor]:
     method, _ = load_run(run_dir, ema=False)
     return {f"{name}.{k}": v for name, net in method.nets.items()
