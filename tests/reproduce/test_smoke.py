@@ -83,10 +83,9 @@ def _dot_images(mp):
 
 def _eot_mixing(mp):
     m = _module("eot_mixing")
-    mp.setattr(m, "QUICK", {"budget_s": 0.0, "n_train": CAP, "batch": 16, "mix_n": 50,
-                            "repeats": 1})  # fmt: skip
-    mp.setattr(m, "CALIBRATION_STEPS", 1)
-    mp.setattr(m, "MIN_STEPS", 2)
+    tiny = m.Settings(n_train=CAP, batch=16, width=4, max_steps=2, eval_every=2, probe_n=50,
+                      mix_n=50, repeats=1, seeds=2, ema=0.9, boot=2)  # fmt: skip
+    mp.setattr(m, "PROFILES", {**m.PROFILES, "quick": tiny})
     # two mixing ratios instead of eleven: 8 FIDs instead of 44
     protocols = importlib.import_module("otgen.metrics.protocols")
     mp.setattr(protocols, "mixing_ratio", functools.partial(protocols.mixing_ratio, ratios=(0, 1)))
@@ -125,7 +124,8 @@ SMOKE: dict[str, Smoke] = {
     ),
     "eot-mixing": Smoke(
         "eot_mixing", frozenset(),
-        ("mixing_ratio.png", "samples_dcgan.png", "samples_wgan.png", "samples_eotgm.png",
+        ("fid_curves.png", "mixing_ratio_seed0.png", "mixing_ratio_seed1.png",
+         "samples_dcgan.png", "samples_wgan.png", "samples_eotgm.png",
          "samples_eotgan.png"), _eot_mixing, True,
     ),
     "aeot-fmnist": Smoke(
@@ -162,7 +162,7 @@ def test_smoke(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         pytest.skip("Fashion-MNIST is not installed")
     smoke.shrink(monkeypatch)
     out = tmp_path / name
-    summary = reproduce.get(name)(str(out), True, 0, "cpu")
+    summary = reproduce.run_experiment(name, str(out), "quick", 0, "cpu")
     assert isinstance(summary, dict)
 
     report = json.loads((out / f"{smoke.report}.json").read_text())

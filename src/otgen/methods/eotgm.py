@@ -74,9 +74,12 @@ class Config:
     betas: tuple[float, float] = (0.5, 0.9)  # Adam only
     sinkhorn_tol: float = 1e-3  # marginal error at which Sinkhorn stops
     sinkhorn_max_iter: int = 1000
+    width: int | None = None  # base channels of the image (DCGAN) generator; None: 64
 
     def __post_init__(self) -> None:
         check_choice(self.update, "EOTGM update rule", UPDATES)
+        if self.width is not None:
+            check_int(self.width, "width")
         if self.optimizer is not None:
             check_choice(self.optimizer, "optimizer", OPTIMIZERS)
         for name in ("eps", "lr", "sinkhorn_tol"):
@@ -111,7 +114,7 @@ def _dcgan_generator(spec: DataSpec, cfg: Config) -> nn.Module:
     """The DCGAN generator of :mod:`otgen.nets.dcgan` for image data (flattened in the loss)."""
     if not spec.is_image:
         raise OTGenError("the dcgan generator needs image data (C, H, W)")
-    return DCGANGenerator(cfg.latent_dim, spec.shape)
+    return DCGANGenerator(cfg.latent_dim, spec.shape, base=cfg.width or 64)
 
 
 GENERATORS: dict[str, Callable[[DataSpec, Config], nn.Module]] = {
