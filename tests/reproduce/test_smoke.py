@@ -94,9 +94,11 @@ def _eot_mixing(mp):
 
 def _aeot_fmnist(mp):
     m = _module("aeot_fmnist")
-    mp.setattr(m, "QUICK", {"n_train": CAP, "n_eval": 64, "batch": 16, "ae_steps": 4,
-                            "gan_steps": 2, "width": 4, "latent_dim": 2, "ot_targets": 50,
-                            "ot_time_limit": 0.5, "progress": 1})  # fmt: skip
+    mp.setattr(m, "PROBE_BOOT", 2)  # each bootstrap FID is an eigendecomposition
+    mp.setattr(m, "QUICK", {"seeds": 1, "n_train": CAP, "n_eval": 64, "batch": 16, "width": 4,
+                            "latent_dim": 2, "ae_every": 2, "ae_cap": 4, "refine": 0.5,
+                            "ot_targets": 50, "ot_time_limit": 0.5, "gan_every": 1, "gan_cap": 2,
+                            "base_every": 2, "base_cap": 4, "progress": 2})  # fmt: skip
     # PRD's 10 k-means runs of 20 clusters dominate a tiny run; 1 run of 5 clusters suffices
     prd = importlib.import_module("otgen.metrics.prd")
     mp.setattr(prd, "prd", functools.partial(prd.prd, num_runs=1, num_clusters=5))
@@ -129,7 +131,9 @@ SMOKE: dict[str, Smoke] = {
          "samples_eotgan.png"), _eot_mixing, True,
     ),
     "aeot-fmnist": Smoke(
-        "aeot_fmnist", frozenset(), ("aeotgan_curves.png", "samples_real_test.png"),
+        "aeot_fmnist", frozenset({"settings", "floor", "per_seed", "claims"}),
+        ("aeotgan_curves.png", "samples_real_test.png", "fid_curves.png", "prd_f8_f18.png",
+         "aeotgan_progress_generated.png"),
         _aeot_fmnist, True,
     ),
     "mbgan": Smoke(

@@ -184,6 +184,8 @@ class AEOT(Method):
         if refine_at is None:
             refine_at = ae_steps - round(cfg.refine_fraction * ae_steps)
         refine_at = min(refine_at, ae_steps)
+        if refine_at == ae_steps:  # no refinement: an empty "ae-refine" would still freeze the
+            return [Phase("ae", ae_steps)]  # encoder, and a run extended later keeps it frozen
         return [Phase("ae", refine_at), Phase("ae-refine", ae_steps - refine_at)]
 
     def begin_phase(self, name: str, data: torch.Tensor, labels: torch.Tensor | None) -> None:
@@ -200,6 +202,9 @@ class AEOT(Method):
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None, step: int) -> dict[str, float]:
         if not self.trainable:
             raise OTGenError("arch='identity' has nothing to train")
+        # A run extended past its OT phase (resumed with more steps) trains again: the map of
+        # the old codes / old settings no longer applies, so phase "ot" must solve it anew.
+        self.ext_map = None
         x = x.to(self.device)
         E, G = self.nets["E"], self.nets["G"]
         frozen = self.frozen
