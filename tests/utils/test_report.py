@@ -70,3 +70,13 @@ def test_claims_table_in_report(tmp_path, monkeypatch):
     assert stored["ours"] == "2 ± 0.1" and stored["convergence"]["converged"] is True
     assert "## Claims" in md and "| DOT | K_eff of the trained critic, 25 gaussians |" in md
     assert "0.2×" in md and "| holds |" in md
+
+
+def test_markdown_table_escapes_pipes_inside_cells():
+    from otgen.utils.tables import markdown_table
+
+    table = markdown_table([{"a": "|x − y| / y", "b": 1}])
+    body = table.splitlines()[2]
+    # an unescaped "|" would split the row into more cells than the header has
+    assert body.replace("\\|", "").count("|") == table.splitlines()[0].count("|")
+    assert "\\|x − y\\|" in body

@@ -15,12 +15,17 @@ def fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
+def _cell(value: Any) -> str:
+    # a "|" inside a cell (e.g. "|a − b|") would end the cell: GitHub Markdown wants it escaped
+    return fmt(value).replace("|", "\\|").replace("\n", " ")
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
     if not rows:
         return "_(no rows)_\n"
     columns = list(columns or rows[0].keys())
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
