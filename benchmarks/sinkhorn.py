@@ -28,7 +28,7 @@ in float64 from each solver's final potentials / plan with the same function.
   N`` POT runs K iterations and its time is extrapolated linearly (marked "estimated").
 
 Memory: a subprocess solves n = m = 50,000 in 2D with ``memory="online"`` and reports its peak
-RSS (``resource.getrusage``), all in one process: the exp-throughput floor, one iteration,
+RSS (``VmHWM``), all in one process: the exp-throughput floor, one iteration,
 then a plain solve at the target eps capped at ``--memory-wall`` seconds (converted into an
 iteration cap from the measured iteration time; ``--memory-iters`` caps it too; each
 iteration is 2 x 2.5e9 kernel evaluations), and one KeOps iteration on the same points (the
@@ -297,14 +297,27 @@ def keops_iteration(x: torch.Tensor, y: torch.Tensor, eps: float) -> dict:
         return {"keops_error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
 
 
+def peak_rss_mib() -> float:
+    """This process's peak RSS: ``VmHWM`` of its own address space. ``ru_maxrss`` is not
+    used: Linux carries it across ``exec``, so a subprocess reports the parent's peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def memory_child(n: int, iters: int, wall_s: float) -> None:
     """Online mode at n = m, everything in this one process: exp floor (before and after the
     timed pass and after the solve), compile time, one row + column pass, then a plain
     (no annealing) solve at the target eps whose iteration cap is ``wall_s`` divided by the
     measured iteration time (so the marginal L1 it returns is the target-eps error reached),
     its peak RSS, and last a KeOps iteration on the same points."""
-    import resource
-
     from otgen.ot import costs
 
     load_start = list(os.getloadavg())
@@ -326,12 +339,12 @@ def memory_child(n: int, iters: int, wall_s: float) -> None:
     pass_s = min(passes)
     floors.append(exp_floor_ns())
     iter_s = 2 * pass_s  # one Sinkhorn iteration = one row pass + one column pass
-    rss_before_solve = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before_solve = peak_rss_mib()
     cap = max(1, min(iters, int(wall_s / iter_s)))
     t0 = time.perf_counter()
     r = sinkhorn(x, y, eps=eps, tol=TOL, max_iter=cap, memory="online")
     t = time.perf_counter() - t0
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before KeOps
+    rss_mib = peak_rss_mib()  # before KeOps
     load_solve = list(os.getloadavg())
     floors.append(exp_floor_ns())
     # The machine is shared and load only slows things down: the floor is the fastest of
