@@ -28,8 +28,13 @@ in float64 from each solver's final potentials / plan with the same function.
   N`` POT runs K iterations and its time is extrapolated linearly (marked "estimated").
 
 Memory: a subprocess solves n = m = 50,000 in 2D with ``memory="online"`` and reports its peak
-RSS (``resource.getrusage``); ``--memory-iters`` caps its iterations (each one is 2 x 2.5e9
-kernel evaluations).
+RSS (``VmHWM``), all in one process: the exp-throughput floor, one iteration,
+then a plain solve at the target eps capped at ``--memory-wall`` seconds (converted into an
+iteration cap from the measured iteration time; ``--memory-iters`` caps it too; each
+iteration is 2 x 2.5e9 kernel evaluations), and one KeOps iteration on the same points (the
+kernel of GeomLoss's online backend). If the cap stops the solve before the tolerance, the
+time to reach it is projected (labelled) from the measured iteration time and the iteration
+counts of the n = 5,000 2D problem in the same run (same eps, same distributions).
 """
 
 from __future__ import annotations
@@ -264,53 +269,180 @@ def exp_floor_ns() -> float:
     return best / buf.numel() * 1e9
 
 
-def memory_child(n: int, iters: int) -> None:
-    """Online mode at n = m: peak RSS, compile time, one LSE pass vs the exp floor (same
-    process, same load), then a solve with eps-scaling capped at ``iters`` iterations."""
+def keops_iteration(x: torch.Tensor, y: torch.Tensor, eps: float) -> dict:
+    """One Sinkhorn iteration (a row and a column log-sum-exp pass) through KeOps on CPU:
+    the reduction GeomLoss's ``backend='online'`` evaluates (``Max_SumShiftExp`` of
+    ``h_j - |x_i - y_j|^2 / eps``). The first call on a small slice compiles the formula
+    (not timed). Returns the times, or the one-line reason KeOps did not build."""
+    try:
+        from pykeops.torch import LazyTensor
+
+        def lse(u, v, h):
+            X, Y, H = (
+                LazyTensor(u[:, None, :]),
+                LazyTensor(v[None, :, :]),
+                LazyTensor(h[None, :, None]),
+            )
+            return (H - ((X - Y) ** 2).sum(-1) / eps).logsumexp(dim=1)
+
+        t0 = time.perf_counter()
+        lse(x[:100], y[:100], torch.zeros(100))
+        compile_s = time.perf_counter() - t0
+        h = torch.zeros(y.shape[0])
+        t0 = time.perf_counter()
+        lse(x, y, h)  # rows
+        lse(y, x, h)  # columns
+        return {"keops_compile_s": compile_s, "keops_iteration_s": time.perf_counter() - t0}
+    except Exception as exc:  # no compiler / KeOps broken here: record why
+        return {"keops_error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS: ``VmHWM`` of its own address space. ``ru_maxrss`` is not
+    used: Linux carries it across ``exec``, so a subprocess reports the parent's peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_child(n: int, iters: int, wall_s: float) -> None:
+    """Online mode at n = m, everything in this one process: exp floor (before and after the
+    timed pass and after the solve), compile time, one row + column pass, then a plain
+    (no annealing) solve at the target eps whose iteration cap is ``wall_s`` divided by the
+    measured iteration time (so the marginal L1 it returns is the target-eps error reached),
+    its peak RSS, and last a KeOps iteration on the same points."""
     from otgen.ot import costs
 
+    load_start = list(os.getloadavg())
     x, y = problem_2d(n, seed=1)
     eps = 0.01 / 3  # mean |x - y|^2 for independent uniform points on the square is 1/3
-    floor = exp_floor_ns()
+    floors = [exp_floor_ns()]
     t0 = time.perf_counter()
     fused = costs._compiled_kernel() is not None
     xb, yb, h = x[None], y[None], torch.zeros(1, n)
     shift = torch.zeros(1, n)
     costs.fused_lse(xb, yb, h, eps, shift)  # compiles for this shape
     compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    costs.fused_lse(xb, yb, h, eps, costs.lse_reduce(xb[:, :1], yb, h, eps).expand(1, n))
-    pass_s = time.perf_counter() - t0
-    # The machine is shared: the floor is taken right before and right after the pass and
-    # the slower of the two is not used (load only slows things down).
-    floor = min(floor, exp_floor_ns())
+    floors.append(exp_floor_ns())
+    passes = []  # the first pass can still compile a variant: the faster of two is kept
+    for _ in range(2):
+        t0 = time.perf_counter()
+        costs.fused_lse(xb, yb, h, eps, costs.lse_reduce(xb[:, :1], yb, h, eps).expand(1, n))
+        passes.append(time.perf_counter() - t0)
+    pass_s = min(passes)
+    floors.append(exp_floor_ns())
     iter_s = 2 * pass_s  # one Sinkhorn iteration = one row pass + one column pass
+    rss_before_solve = peak_rss_mib()
+    cap = max(1, min(iters, int(wall_s / iter_s)))
     t0 = time.perf_counter()
-    r = sinkhorn(x, y, eps=eps, tol=TOL, max_iter=iters, memory="online", anneal=True)
+    r = sinkhorn(x, y, eps=eps, tol=TOL, max_iter=cap, memory="online")
     t = time.perf_counter() - t0
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        json.dumps(
-            {
-                "n": n,
-                "fused_kernel": fused,
-                "compile_s": compile_s,
-                "exp_floor_ns_per_entry": floor,
-                "one_iteration_s": iter_s,
-                "floor_iteration_s": 2 * n * n * floor * 1e-9,
-                "iteration_over_floor": iter_s / (2 * n * n * floor * 1e-9),
-                "time_s": t,
-                "n_iter": r.n_iter,
-                "marginal_l1": r.marginal_error,
-                "converged": r.converged,
-                "peak_rss_mib": rss_mib,
-                "value": r.value.item(),
-                "load_average": list(os.getloadavg()),
-            }
+    rss_mib = peak_rss_mib()  # before KeOps
+    load_solve = list(os.getloadavg())
+    floors.append(exp_floor_ns())
+    # The machine is shared and load only slows things down: the floor is the fastest of
+    # the measurements taken around the pass and the solve (all are reported).
+    floor = min(floors)
+    floor_iter = 2 * n * n * floor * 1e-9
+    # The solve ends with a verification of the returned plan: 3 passes (rows, columns,
+    # <pi, C>) = 1.5 iterations.
+    solve_iter_s = t / (r.n_iter + 1.5)
+    out = {
+        "n": n,
+        "eps": eps,
+        "fused_kernel": fused,
+        "compile_s": compile_s,
+        "exp_floor_ns_per_entry": floor,
+        "exp_floor_ns_all": floors,
+        "floor_iteration_s": floor_iter,
+        "pass_s_all": passes,
+        "one_iteration_s": iter_s,
+        "iteration_over_floor": iter_s / floor_iter,
+        "solve_iteration_s": solve_iter_s,
+        "solve_iteration_over_floor": solve_iter_s / floor_iter,
+        "wall_cap_s": wall_s,
+        "iteration_cap": cap,
+        "time_s": t,
+        "n_iter": r.n_iter,
+        "marginal_l1": r.marginal_error,
+        "converged": r.converged,
+        "peak_rss_mib": rss_mib,
+        "peak_rss_before_solve_mib": rss_before_solve,
+        "value": r.value.item(),
+        "load_average_child_start": load_start,
+        "load_average_after_solve": load_solve,
+    }
+    out.update(keops_iteration(x, y, eps))
+    if "keops_iteration_s" in out:
+        out["iteration_over_keops"] = iter_s / out["keops_iteration_s"]
+    out["load_average"] = list(os.getloadavg())
+    print(json.dumps(out))
+
+
+def projection(m: dict, rows: list[dict]) -> dict:
+    """Time to the tolerance of a capped online solve, projected (not measured) as the
+    iteration count the n = 5,000 2D problem needed in this run times the measured 50k
+    iteration time; a plain and an annealed count are given."""
+    if m["converged"]:
+        return {}
+    counts = {
+        r["solver"]: r["n_iter"]
+        for r in rows
+        if r["problem"] == "n=m=5000, d=2" and r["solver"].startswith("otgen")
+    }
+    return {
+        "projected_s": {k: v * m["solve_iteration_s"] for k, v in counts.items()},
+        "projected_from_n_iter": counts,
+    }
+
+
+def memory_notes(m: dict) -> list[str]:
+    rss = m["peak_rss_mib"]
+    lines = [
+        f"- Online mode, n = m = {m['n']} in 2D, eps = {m['eps']:.4g} (fused kernel: "
+        f"{m['fused_kernel']}, compiled in {m['compile_s']:.0f}s): peak RSS {rss:.0f} MiB "
+        f"(target <= 1024 MiB: {'met' if rss <= 1024 else 'NOT met'}; "
+        f"{m['peak_rss_before_solve_mib']:.0f} MiB after compile and the timed passes, "
+        "before the solve).",
+        f"- Exp floor {m['exp_floor_ns_per_entry']:.3g} ns/entry (fastest of "
+        f"{', '.join(f'{v:.3g}' for v in m['exp_floor_ns_all'])} taken before/after the pass "
+        f"and after the solve, same process) = {m['floor_iteration_s']:.2f}s per iteration. "
+        f"One iteration (row + column pass) {m['one_iteration_s']:.2f}s = "
+        f"{m['iteration_over_floor']:.2f}x the floor; inside the solve "
+        f"{m['solve_iteration_s']:.2f}s/iteration = {m['solve_iteration_over_floor']:.2f}x "
+        f"(target <= 2x: {'met' if m['iteration_over_floor'] <= 2 else 'NOT met'}).",
+        f"- Plain solve at the target eps, wall cap {m['wall_cap_s']:.0f}s -> iteration cap "
+        f"{m['iteration_cap']}: {m['n_iter']} iterations in {m['time_s']:.1f}s, marginal L1 of "
+        f"the returned plan {m['marginal_l1']:.3g} (converged: {m['converged']}).",
+    ]
+    if "keops_iteration_s" in m:
+        lines.append(
+            f"- KeOps (CPU, GeomLoss online backend's reduction) on the same points: one "
+            f"iteration {m['keops_iteration_s']:.2f}s (compile {m['keops_compile_s']:.0f}s); "
+            f"otgen / KeOps per iteration = {m['iteration_over_keops']:.2f}. GeomLoss online "
+            "end-to-end was not run: it reaches 1e-3 only with scaling >= 0.99 (see the 5k "
+            "rows), i.e. hundreds of such iterations."
         )
+    else:
+        lines.append(f"- KeOps anchor did not build: {m['keops_error']}")
+    for k, v in m.get("projected_s", {}).items():
+        lines.append(
+            f"- PROJECTION (not measured): to L1 <= 1e-3 with {m['projected_from_n_iter'][k]} "
+            f"iterations ({k}'s count at n = 5,000, same eps) x {m['solve_iteration_s']:.2f}s "
+            f"= {v:.0f}s (target <= 600s: {'met' if v <= 600 else 'NOT met'})."
+        )
+    lines.append(
+        f"- Load average (1/5/15 min): child start {m['load_average_child_start']}, after "
+        f"the solve {m['load_average_after_solve']}, end {m['load_average']}."
     )
+    return lines
 
 
 def report(args, argv, rows, summaries, data) -> None:
@@ -336,16 +468,7 @@ def report(args, argv, rows, summaries, data) -> None:
             f"(target {TARGET_POT:g}x: {'met' if s['pot_target_met'] else 'NOT met'})."
         )
     if "memory" in data:
-        m = data["memory"]
-        notes.append(
-            f"- Online mode, n = m = {m['n']} in 2D (fused kernel: {m['fused_kernel']}, "
-            f"compiled in {m['compile_s']:.0f}s): peak RSS {m['peak_rss_mib']:.0f} MiB "
-            f"(limit 1024 MiB: {'met' if m['peak_rss_mib'] <= 1024 else 'NOT met'}); one "
-            f"iteration {m['one_iteration_s']:.1f}s = {m['iteration_over_floor']:.2f}x the exp "
-            f"floor ({m['exp_floor_ns_per_entry']:.2f} ns/entry, same process; target <= 2x); "
-            f"{m['n_iter']} iterations in {m['time_s']:.1f}s, marginal L1 "
-            f"{m['marginal_l1']:.3g} (converged: {m['converged']}; load {m['load_average']})."
-        )
+        notes += memory_notes(data["memory"])
     notes += [
         "",
         f"Commit {data.get('commit', '?')}. Protocol: see the module docstring of "
@@ -382,20 +505,23 @@ def main(argv=None) -> int:
     p.add_argument("--geomloss-scalings", default="0.5,0.8,0.9,0.95,0.98,0.99")
     p.add_argument("--geomloss-budget", type=float, default=600.0)
     p.add_argument("--memory-n", type=int, default=50_000)
-    p.add_argument("--memory-iters", type=int, default=20)
+    p.add_argument("--memory-iters", type=int, default=10_000)
+    p.add_argument(
+        "--memory-wall", type=float, default=600.0, help="wall cap (s) of the online solve"
+    )
     p.add_argument("--skip", default="", help="comma list of: 2d,784,memory")
     p.add_argument(
         "--_memory-child", dest="memory_child", action="store_true", help=argparse.SUPPRESS
     )
     args = p.parse_args(argv)
     if args.memory_child:
-        memory_child(args.memory_n, args.memory_iters)
+        memory_child(args.memory_n, args.memory_iters, args.memory_wall)
         return 0
     if args.quick:
         args.repeats = min(args.repeats, 1)
         args.pot_max_iters = args.pot_max_iters or 20
         args.geomloss_budget = min(args.geomloss_budget, 120.0)
-        args.memory_iters = min(args.memory_iters, 2)
+        args.memory_wall = min(args.memory_wall, 120.0)
     args.pot_max_iters = args.pot_max_iters or 10**9
     args.geomloss_scalings = [float(s) for s in args.geomloss_scalings.split(",")]
     skip = set(args.skip.split(","))
@@ -425,9 +551,12 @@ def main(argv=None) -> int:
             str(args.memory_n),
             "--memory-iters",
             str(args.memory_iters),
+            "--memory-wall",
+            str(args.memory_wall),
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         data["memory"] = json.loads(out.stdout.strip().splitlines()[-1])
+        data["memory"].update(projection(data["memory"], rows))
         print("  memory:", data["memory"], flush=True)
         report(args, argv, rows, summaries, data)
     return 0
