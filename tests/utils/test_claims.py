@@ -81,3 +81,14 @@ def test_catalog_keys_unique():
     keys = [e.key for e in CATALOG]
     assert len(keys) == len(set(keys))
     assert all(e.reproducible_here or e.why_not for e in CATALOG)
+
+
+def test_all_converged_needs_every_part_and_names_the_ones_that_are_not():
+    from otgen.utils.claims import Convergence, all_converged
+
+    flat, moving = Convergence(True, "flat"), Convergence(False, "moving")
+    conv = all_converged({"G seed 0": flat, "G seed 1": moving, "D seed 0": moving})
+    assert not conv.converged
+    assert "G seed 1" in conv.evidence and "D seed 0" in conv.evidence
+    assert "G seed 0" not in conv.evidence
+    assert all_converged({"G seed 0": flat, "G seed 1": flat}).converged

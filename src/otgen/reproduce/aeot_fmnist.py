@@ -38,7 +38,7 @@ import torch
 from otgen.data import load
 from otgen.reproduce import check_profile, one_thread, profiled
 from otgen.reproduce._converge import FidProbe, train_until_flat
-from otgen.utils.claims import Convergence, make_claim
+from otgen.utils.claims import Convergence, all_converged, make_claim
 from otgen.utils.report import write_report
 from otgen.utils.tables import fmt_mean_se, mean_se
 
@@ -184,17 +184,6 @@ def _train_aeotgan(s, data, aeot_run: Path, probe: ProgressProbe, seed, dev, run
         run_dir=runs / f"aeotgan-s{seed}", eval_every=s["gan_every"], max_steps=s["gan_cap"],
         progress=log,
     )  # fmt: skip
-
-
-def _all_converged(parts: dict[str, Convergence]) -> Convergence:
-    """Converged only if every model the claim rests on converged (names those that did not)."""
-    bad = [k for k, c in parts.items() if not c.converged]
-    text = (
-        "all of " + ", ".join(parts) + " flattened"
-        if not bad
-        else "not flattened: " + ", ".join(bad)
-    )
-    return Convergence(not bad, text)
 
 
 def _conv(curves: list, name: str) -> dict[str, Convergence]:
@@ -370,14 +359,14 @@ def _budget(name: str, seeds: list[dict]) -> tuple[str, str]:
 
 def _claims(res: dict, s: dict) -> list:
     seeds = res["seeds"]
-    ae_only = _all_converged(_conv([r["ae"]["curve"] for r in seeds], "AE"))  # Table 1: no OT
-    ae_conv = _all_converged({**_conv([r["ae"]["curve"] for r in seeds], "AE"),
+    ae_only = all_converged(_conv([r["ae"]["curve"] for r in seeds], "AE"))  # Table 1: no OT
+    ae_conv = all_converged({**_conv([r["ae"]["curve"] for r in seeds], "AE"),
                               **{f"OT s{i}": Convergence(r["ot"]["converged"], "")
                                  for i, r in enumerate(seeds)}})  # fmt: skip
     curves = {name: [r["curves"][name] for r in seeds] for name in ("AE-OT-GAN", *dict(BASELINES))}
-    gans = _all_converged({k: c for n, _ in BASELINES for k, c in _conv(curves[n], n).items()})
-    with_gans = _all_converged({"AE-OT": ae_conv, "GAN baselines": gans})
-    gan = _all_converged({"AE-OT": ae_conv, **_conv(curves["AE-OT-GAN"], "AE-OT-GAN")})
+    gans = all_converged({k: c for n, _ in BASELINES for k, c in _conv(curves[n], n).items()})
+    with_gans = all_converged({"AE-OT": ae_conv, "GAN baselines": gans})
+    gan = all_converged({"AE-OT": ae_conv, **_conv(curves["AE-OT-GAN"], "AE-OT-GAN")})
     sc = [r["scores"] for r in seeds]
     budget_gan = sum(c.steps[-1] for c in curves["AE-OT-GAN"]) / len(seeds) / PAPER_GAN_STEPS
     ae_fid = [x["AE (reconstructions)"]["fid"] for x in sc]
@@ -414,10 +403,6 @@ def _claim(key: str, values: list[float], holds, conv: Convergence, budget, rule
                       ours_text=f"{m:.4g} ± {se:.2g} ({rule})")  # fmt: skip
 
 
-def _curve_dict(c) -> dict:
-    return c.to_dict()
-
-
 def _report(out: Path, s: dict, profile: str, seed: int, res: dict, figs: dict) -> dict:
     seeds = res["seeds"]
     figures = [v for k, v in figs.items() if k != "singularity_info"]
@@ -446,10 +431,10 @@ def _report(out: Path, s: dict, profile: str, seed: int, res: dict, figs: dict) 
 def _seed_json(r: dict) -> dict:
     ae = r["ae"]
     return {"seed": r["seed"], "scores": r["scores"], "ot": r["ot"],
-            "ae": {"curve_heldout_mse": _curve_dict(ae["curve"]), "steps": ae["steps"],
+            "ae": {"curve_heldout_mse": ae["curve"].to_dict(), "steps": ae["steps"],
                    "refine_steps": ae["refine_steps"], "mse_before": ae["mse_before"],
                    "mse_after": ae["mse_after"]},
-            "curves": {k: _curve_dict(c) for k, c in r["curves"].items()},
+            "curves": {k: c.to_dict() for k, c in r["curves"].items()},
             "aeotgan_fid_step0": r["gan_fid0"], "progress_change": r["progress_change"],
             "content_change": r["content_change"], "code_change": r["code_change"]}  # fmt: skip
 

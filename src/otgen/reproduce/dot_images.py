@@ -34,6 +34,7 @@ import torch
 
 from otgen.reproduce import check_profile, one_thread, profiled
 from otgen.utils.claims import Convergence
+from otgen.utils.claims import all_converged as joint
 from otgen.utils.tables import mean_se
 
 NAME = "dot-images"
@@ -122,13 +123,8 @@ def _slug(label: str) -> str:
 def all_converged(parts: dict[str, list[dict]]) -> Convergence:
     """One :class:`Convergence` for a verdict resting on several trainings: converged only if
     every one of them is; the evidence names those that are not."""
-    bad = [f"{label} seed {i}" for label, runs in parts.items()
-           for i, r in enumerate(runs) if not r["curve"].converged]  # fmt: skip
-    total = sum(len(r) for r in parts.values())
-    if bad:
-        return Convergence(False, f"{len(bad)} of {total} trainings hit the cap without "
-                                  f"flattening: {', '.join(bad)}")  # fmt: skip
-    return Convergence(True, f"all {total} trainings flattened (FID within s.e. twice in a row)")
+    return joint({f"{label} seed {i}": r["curve"]
+                  for label, runs in parts.items() for i, r in enumerate(runs)})  # fmt: skip
 
 
 # -- DOT and scores -----------------------------------------------------------------------------

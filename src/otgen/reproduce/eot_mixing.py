@@ -37,7 +37,7 @@ import torch
 
 from otgen.data import load
 from otgen.reproduce import check_profile, one_thread, profiled
-from otgen.utils.claims import Convergence, make_claim
+from otgen.utils.claims import Convergence, all_converged, make_claim
 from otgen.utils.report import write_report
 from otgen.utils.tables import fmt_mean_se
 
@@ -103,13 +103,8 @@ def ordering_holds(per_model: dict[str, list[float]]) -> bool:
 
 def joint_convergence(curves: dict[str, list]) -> Convergence:
     """Converged iff every model's every seed flattened; the evidence names those that did not."""
-    stuck = [f"{m} seed {i}" for m, cs in curves.items() for i, c in enumerate(cs)
-             if not c.converged]  # fmt: skip
-    n = sum(len(cs) for cs in curves.values())
-    if stuck:
-        return Convergence(False, f"{len(stuck)} of {n} trainings did not flatten: "
-                           + ", ".join(stuck))  # fmt: skip
-    return Convergence(True, f"all {n} trainings (4 models × seeds) flattened")
+    return all_converged({f"{m} seed {i}": c for m, cs in curves.items()
+                          for i, c in enumerate(cs)})  # fmt: skip
 
 
 def claims_for(rows: dict[str, list[dict]], conv: Convergence, budget: float) -> list:

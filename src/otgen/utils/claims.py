@@ -22,9 +22,9 @@ Typical use in a reproduction::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from otgen.errors import OTGenError
 from otgen.utils.tables import markdown_table, mean_se
@@ -106,6 +106,23 @@ def check_convergence(
         f"{'' if tol == 1.0 else f' ({tol:g}×s.e.)'}: {'flattened' if ok else 'still moving'}"
     )
     return Convergence(ok, evidence, steps_t, means_t, ses_t)
+
+
+class Flattened(Protocol):
+    """Anything that says whether its curve flattened (a :class:`Convergence`, a training's
+    ``otgen.reproduce._converge.Curve``)."""
+
+    @property
+    def converged(self) -> bool: ...
+
+
+def all_converged(parts: Mapping[str, Flattened]) -> Convergence:
+    """One :class:`Convergence` for a verdict resting on several trainings (or solves):
+    converged only if every part is; the evidence names the parts that are not."""
+    bad = [name for name, c in parts.items() if not c.converged]
+    if bad:
+        return Convergence(False, f"{len(bad)} of {len(parts)} did not flatten: {', '.join(bad)}")
+    return Convergence(True, f"all {len(parts)} flattened ({', '.join(parts)})")
 
 
 def convergence_from_seeds(
