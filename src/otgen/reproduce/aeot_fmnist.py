@@ -42,7 +42,10 @@ from otgen.utils.claims import Convergence, all_converged, make_claim
 from otgen.utils.report import write_report
 from otgen.utils.tables import fmt_mean_se, mean_se
 
-# Settings per profile. "cpu": sized for ~30 CPU-minutes at one thread (2 seeds); "paper": the
+# Settings per profile. "cpu": at most ~90 CPU-minutes at one thread (2 seeds) if no model
+# flattens before its cap (timed at 1 thread: ~0.03 s per DCGAN / WGAN-GP critic step, ~0.1 s
+# per AE-OT-GAN step, ~3 s per FID evaluation; the 1,500-step baselines of session 5 were
+# still falling 6-24 FID per 250 steps, hence the 40,000-step cap); "paper": the
 # papers' networks (InfoGAN layout at width 64, latent 64, all 60,000 codes as OT targets,
 # AE-OT-GAN up to 500 epochs) for a GPU. Step counts are engine steps of ``batch`` images
 # (WGAN-GP: critic steps; AE-OT-GAN: one D step + ``g_steps`` G steps).
@@ -54,7 +57,7 @@ QUICK = {
 CPU = {
     "seeds": 2, "n_train": 60000, "n_eval": 5000, "batch": 64, "width": 16, "latent_dim": 8,
     "ae_every": 300, "ae_cap": 1800, "refine": 0.3, "ot_targets": 2000, "ot_time_limit": 600.0,
-    "gan_every": 75, "gan_cap": 600, "base_every": 250, "base_cap": 1500, "progress": 8,
+    "gan_every": 150, "gan_cap": 3000, "base_every": 1000, "base_cap": 40000, "progress": 8,
 }  # fmt: skip
 PAPER = {
     "seeds": 2, "n_train": 60000, "n_eval": 5000, "batch": 64, "width": 64, "latent_dim": 64,

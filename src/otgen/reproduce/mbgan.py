@@ -90,10 +90,11 @@ PROFILES = {
     "quick": Settings(seeds=2, n_train=1000, batch=32, width=8, eval_every=20, max_steps=60,
                       fid_n=500, ema=0.99, probe_train=500, probe_test=500, alphas=(0.2, 20.0),
                       ks=(5, 500), sweep_seeds=1, sweep_eval_every=30, sweep_steps=30),
-    # ~30 CPU-minutes at one thread if no run flattens before its cap (timed: ~0.1 s per MBGAN
+    # ~90 CPU-minutes at one thread if no run flattens before its cap (timed: ~0.1 s per MBGAN
     # and ~0.09 s per DCGAN step at width 16, batch 64; ~4 s per FID evaluation; FID of a
-    # width-16 MBGAN: 169 at step 500, 139 at step 1,000)
-    "cpu": Settings(seeds=2, n_train=None, batch=64, width=16, eval_every=350, max_steps=2800,
+    # width-16 MBGAN: 169 at step 500, 139 at step 1,000, 70-75 and still falling 7 per 350
+    # steps at the 2,800-step cap of session 5, hence 11,200)
+    "cpu": Settings(seeds=2, n_train=None, batch=64, width=16, eval_every=350, max_steps=11_200,
                     fid_n=5000, ema=0.995, probe_train=4000, probe_test=3000,
                     alphas=(0.2, 2.0, 20.0), ks=(5, 50, 500), sweep_seeds=1,
                     sweep_eval_every=700, sweep_steps=700, ema_start=100),
