@@ -2,6 +2,9 @@
 
 - Chunked training (``train_until_flat``: train to k·eval_every, resume with more steps) ends
   with parameters bit-identical to one uninterrupted engine run of the same total length.
+- It is resumable: a second call continues from ``run_dir/curve.json`` (raising the cap extends
+  a capped run to the same weights as one long run; a finished run is returned without
+  training), and a different key (other params) starts afresh.
 - ``FidProbe`` is a fixed measurement: the same sampler gives the same FID twice, the caller's
   RNG stream is untouched, and it separates real images from noise (real vs disjoint real
   images scores far below noise vs real).
@@ -17,7 +20,9 @@ import pytest
 import torch
 
 import otgen.data
+import otgen.engine.trainer
 from otgen.engine.trainer import load_run, train
+from otgen.errors import OTGenError
 from otgen.reproduce._converge import FidProbe, train_until_flat
 
 PARAMS = {"width": 4}
@@ -85,3 +90,76 @@ def test_fid_probe_separates_real_from_noise(fmnist, probe):
     noise_fid, _ = probe(lambda k: torch.rand(k, 1, 28, 28) * 2 - 1)
     assert real_se > 0
     assert real_fid < 0.1 * noise_fid
+
+
+def _chunked(data, probe, run_dir: Path, max_steps: int, params=PARAMS, log=None):
+    return train_until_flat(
+        "dcgan", params, data, probe=probe, batch=BATCH, seed=11, device="cpu", run_dir=run_dir,
+        eval_every=CHUNK, max_steps=max_steps, min_evals=99, progress=log,
+    )  # fmt: skip
+
+
+def test_raising_the_cap_resumes_to_the_weights_of_one_long_run(fmnist, probe, tmp_path: Path):
+    data = otgen.data.load("fashion-mnist", split="test", n=64, seed=1)
+    _, _, short = _chunked(data, probe, tmp_path / "run", max_steps=4)
+    assert short.steps == (2, 4) and "cap of 4" in short.convergence.evidence
+    said: list[str] = []
+    _, _, extended = _chunked(data, probe, tmp_path / "run", max_steps=STEPS, log=said.append)
+    assert any("resuming at step 4" in line for line in said)
+    assert extended.steps == (2, 4, 6)
+    assert extended.fids[:2] == short.fids  # the saved evaluations are kept, not recomputed
+    _chunked(data, probe, tmp_path / "whole", max_steps=STEPS)
+    a, b = _states(tmp_path / "run"), _states(tmp_path / "whole")
+    assert all(torch.equal(a[k], b[k]) for k in b)
+
+
+def test_a_finished_run_is_returned_without_training(fmnist, probe, tmp_path, monkeypatch):
+    data = otgen.data.load("fashion-mnist", split="test", n=64, seed=1)
+    _, _, first = _chunked(data, probe, tmp_path / "run", max_steps=4)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(otgen.engine.trainer, "train", refuse)
+    _, _, again = _chunked(data, probe, tmp_path / "run", max_steps=4)
+    assert again == first
+
+
+def test_another_key_starts_afresh(fmnist, probe, tmp_path: Path):
+    data = otgen.data.load("fashion-mnist", split="test", n=64, seed=1)
+    _chunked(data, probe, tmp_path / "run", max_steps=4)
+    said: list[str] = []
+    _, _, other = _chunked(data, probe, tmp_path / "run", 4, params={"width": 5}, log=said.append)
+    assert not any("resuming" in line for line in said)
+    assert other.steps == (2, 4)
+    _chunked(data, probe, tmp_path / "fresh", max_steps=4, params={"width": 5})
+    a, b = _states(tmp_path / "run"), _states(tmp_path / "fresh")
+    assert all(torch.equal(a[k], b[k]) for k in b)
+
+
+def test_floor_is_the_probe_of_other_real_images(fmnist, probe):
+    other_real = fmnist.x[300:600]
+    assert probe.floor(other_real) == probe(lambda k: other_real[:k])
+    with pytest.raises(OTGenError, match="needs >= 300 images"):
+        probe.floor(other_real[:10])
+
+
+def test_a_run_without_weights_or_fingerprint_starts_afresh(fmnist, probe, tmp_path: Path):
+    import shutil
+
+    data = otgen.data.load("fashion-mnist", split="test", n=64, seed=1)
+    _chunked(data, probe, tmp_path / "run", max_steps=4)
+    shutil.rmtree(tmp_path / "run" / "checkpoints")  # as the reproductions do to save space
+    said: list[str] = []
+    _, _, again = _chunked(data, probe, tmp_path / "run", max_steps=4, log=said.append)
+    assert again.steps == (2, 4) and not any("resuming" in line for line in said)
+
+    class Stateful:  # a probe with state of its own: no fingerprint, so never resumed
+        def __call__(self, sample):
+            return probe(sample)
+
+    said.clear()
+    train_until_flat("dcgan", PARAMS, data, probe=Stateful(), batch=BATCH, seed=11,
+                     device="cpu", run_dir=tmp_path / "run", eval_every=CHUNK, max_steps=4,
+                     min_evals=99, progress=said.append)  # fmt: skip
+    assert not any("resuming" in line for line in said)

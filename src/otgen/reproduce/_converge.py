@@ -17,13 +17,25 @@ Training goes through the engine in chunks: the run is trained to ``k·eval_ever
 resumed with ``steps`` extended (``allow_changes=("steps",)``), which continues bit for bit
 (same optimizer and RNG state) as one long run would. Methods whose phase plan depends on the
 total number of steps (AE-OT-GAN's AE/GAN split) must not be trained this way.
+
+Resumable: after every evaluation the curve so far is written (atomically) to
+``run_dir/curve.json`` under a key of everything the numbers depend on — the engine config, the
+evaluation interval, the probe's fingerprint and a hash of otgen's source. Calling
+:func:`train_until_flat` again with the same key continues from the last evaluation (a killed
+paper-profile run loses at most one chunk), returns a finished run without training, and
+extends a run stopped by its cap when ``max_steps`` has grown. Any other key, a run folder
+without checkpoints, or a probe without a ``fingerprint`` (one that keeps state of its own, such
+as images per evaluation) starts afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +95,23 @@ class FidProbe:
         from otgen.metrics.fid import feature_stats
 
         self.real_stats = feature_stats(real_feats)
+        self.extractor = extractor
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of everything an evaluation depends on besides the generator."""
+        h = hashlib.sha256(f"{self.extractor}|{self.n}|{self.seed}|{self.boot}".encode())
+        for stat in self.real_stats:
+            h.update(np.ascontiguousarray(stat, dtype=np.float64).tobytes())
+        return h.hexdigest()[:16]
+
+    def floor(self, real: torch.Tensor) -> tuple[float, float]:
+        """(FID, s.e.) of ``n`` *other* real images: what a perfect generator would score at
+        these sample sizes (the reference point of every curve). ``real`` must be disjoint from
+        the probe's own real set, or the floor is biased towards zero."""
+        if len(real) < self.n:
+            raise OTGenError(f"the real-vs-real floor needs >= {self.n} images, got {len(real)}")
+        return self(lambda k: real[:k])
 
     def samples(self, sample: Callable[[int], torch.Tensor]) -> torch.Tensor:
         with torch.random.fork_rng(), torch.no_grad():
@@ -105,6 +134,55 @@ class FidProbe:
         return float(value), float(np.std(draws, ddof=1))
 
 
+@cache
+def _source_hash() -> str:
+    """sha256 of otgen's Python sources: a cached curve is only reused by the same code."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class _Progress:
+    """The curve so far, as saved in ``run_dir/curve.json`` after every evaluation."""
+
+    steps: list[int]
+    fids: list[float]
+    ses: list[float]
+    seconds: float
+
+    @classmethod
+    def load(cls, path: Path, key: dict) -> _Progress | None:
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if saved.get("key") != key:
+            return None
+        return cls(saved["steps"], saved["fid"], saved["se"], saved["train_seconds"])
+
+    def save(self, path: Path, key: dict) -> None:
+        from otgen.utils.io import atomic_write
+
+        text = json.dumps({"key": key, "steps": self.steps, "fid": self.fids, "se": self.ses,
+                           "train_seconds": self.seconds})  # fmt: skip
+        atomic_write(path, lambda p: p.write_text(text))
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    """A run folder we can continue (a caller may have deleted the weights to save space)."""
+    from otgen.engine.checkpoint import list_checkpoints
+
+    return run_dir.is_dir() and bool(list_checkpoints(run_dir / "checkpoints"))
+
+
+def _finished(conv: Convergence, n_evals: int, min_evals: int, last: int, cap: int) -> bool:
+    return (conv.converged and n_evals >= min_evals) or last >= cap
+
+
 def train_until_flat(
     method: str,
     params: dict,
@@ -124,7 +202,8 @@ def train_until_flat(
     """Train ``method`` in chunks of ``eval_every`` steps until :class:`FidProbe`'s curve
     flattens (after at least ``min_evals`` evaluations) or ``max_steps``; returns the trained
     method (EMA generator if the run has one), its metric records and the :class:`Curve`.
-    ``config``: further engine config keys (e.g. ``{"ema": {"decay": 0.999}}``)."""
+    ``config``: further engine config keys (e.g. ``{"ema": {"decay": 0.999}}``). Resumes a
+    matching earlier call from ``run_dir`` (module docstring)."""
     import shutil
 
     from otgen.engine.logging import read_metrics
@@ -132,31 +211,44 @@ def train_until_flat(
 
     if eval_every < 1 or max_steps < eval_every:
         raise OTGenError(f"need 1 <= eval_every <= max_steps (got {eval_every}, {max_steps})")
-    if run_dir.exists():  # a re-run replaces its own earlier run folder
-        shutil.rmtree(run_dir)
     config = {"method": method, "params": params, "batch_size": batch, "seed": seed,
               "device": str(device), "out": str(run_dir), "sample_every": 0,
               "log_every": max(1, eval_every // 10), "checkpoint_every": 0,
               "keep_checkpoints": 1, **(config or {})}  # fmt: skip
-    steps, fids, ses, seconds = [], [], [], 0.0
-    conv = check_convergence([], [], [])
-    while not steps or steps[-1] < max_steps:
-        target = min(max_steps, (steps[-1] if steps else 0) + eval_every)
+    # A probe without a fingerprint keeps state of its own (e.g. images per evaluation) that a
+    # resumed call could not rebuild: such runs always start afresh.
+    fingerprint = getattr(probe, "fingerprint", None)
+    key = {"config": config, "eval_every": eval_every, "probe": fingerprint,
+           "source": _source_hash()}  # fmt: skip
+    key = json.loads(json.dumps(key))  # as read back from disk (tuples become lists)
+    state_path = run_dir / "curve.json"
+    state = _Progress.load(state_path, key) if fingerprint and _has_checkpoint(run_dir) else None
+    if state is None:
+        if run_dir.exists():  # another key (or no curve yet): a run we cannot continue
+            shutil.rmtree(run_dir)
+        state = _Progress([], [], [], 0.0)
+    elif progress:
+        progress(f"{method} seed {seed}: resuming at step {state.steps[-1]} ({run_dir})")
+    conv = check_convergence(state.steps, state.fids, state.ses)
+    while not state.steps or not _finished(conv, len(state.steps), min_evals, state.steps[-1],
+                                           max_steps):  # fmt: skip
+        target = min(max_steps, (state.steps[-1] if state.steps else 0) + eval_every)
         start = time.perf_counter()
-        train({**config, "steps": target}, data, resume=bool(steps), allow_changes=("steps",))
-        seconds += time.perf_counter() - start
+        train({**config, "steps": target}, data, resume=bool(state.steps),
+              allow_changes=("steps",))  # fmt: skip
+        state.seconds += time.perf_counter() - start
         trained, _ = load_run(run_dir, device)
         fid, se = probe(trained.sample)
-        steps.append(target), fids.append(fid), ses.append(se)
-        conv = check_convergence(steps, fids, ses)
+        state.steps.append(target), state.fids.append(fid), state.ses.append(se)
+        state.save(state_path, key)
+        conv = check_convergence(state.steps, state.fids, state.ses)
         if progress:
             progress(f"{method} seed {seed}: step {target}  FID {fid:.3f} ± {se:.3f}")
-        if conv.converged and len(steps) >= min_evals:
-            break
-    if not conv.converged or len(steps) < min_evals:
-        why = "" if conv.converged else f"; stopped at the cap of {max_steps} steps"
+    trained, _ = load_run(run_dir, device)
+    if not conv.converged or len(state.steps) < min_evals:
+        why = "" if conv.converged else f"; stopped at the cap of {state.steps[-1]} steps"
         if conv.converged:
             why = f"; fewer than {min_evals} evaluations"
         conv = Convergence(False, conv.evidence + why, conv.steps, conv.means, conv.ses)
-    curve = Curve(tuple(steps), tuple(fids), tuple(ses), conv, seconds)
+    curve = Curve(tuple(state.steps), tuple(state.fids), tuple(state.ses), conv, state.seconds)
     return trained, read_metrics(run_dir), curve

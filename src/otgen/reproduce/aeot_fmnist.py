@@ -28,6 +28,7 @@ probe on ``n_eval`` training images.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import shutil
 from dataclasses import replace
@@ -88,6 +89,11 @@ class ReconProbe:
 
     def __init__(self, images: torch.Tensor) -> None:
         self.images = images
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the held-out images (``train_until_flat`` resumes only the same measurement)."""
+        return hashlib.sha256(self.images.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
     def mse(self, model) -> tuple[float, float]:
         per = torch.cat([((model.decode(model.encode(x)).cpu() - x) ** 2).flatten(1).mean(1)
@@ -219,7 +225,7 @@ def run(out: Path, profile: str | bool, seed: int, dev: torch.device) -> dict:
     probe = FidProbe(real.x, n=n, seed=PROBE_SEED, boot=PROBE_BOOT, device=dev)
     evaluator = Evaluator(real, "fmnist-net", device=str(dev))
     floor_set = load("fashion-mnist", n=n, seed=seed + 1).x
-    floor = probe(lambda k: floor_set[:k])
+    floor = probe.floor(floor_set)
     res: dict = {"seeds": [], "floor": {"fid": floor[0], "se": floor[1],
                                         **_scores(floor_set, evaluator)}}  # fmt: skip
     figs: dict = {}
@@ -453,27 +459,19 @@ def _figure(width: float, height: float):
 
 def _plot_fid_curves(seeds: list[dict], floor: dict, path: Path) -> Path:
     """Quality curve of every model and seed over training (the convergence evidence)."""
-    fig = _figure(14, 3.4)
-    panels = [("AE held-out MSE", lambda r: r["ae"]["curve"], None)]
-    panels += [(n + " FID", lambda r, n=n: r["curves"][n], floor["fid"])
-               for n in ("AE-OT-GAN", *dict(BASELINES))]  # fmt: skip
-    for i, (title, get, ref) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1)
-        for r in seeds:
-            c = get(r)
-            steps, vals, ses = list(c.steps), list(c.fids), list(c.ses)
-            if title.startswith("AE-OT-GAN"):  # step 0 = the AE-OT model
-                steps, vals, ses = [0, *steps], [r["gan_fid0"][0], *vals], [r["gan_fid0"][1], *ses]
-            ax.errorbar(steps, vals, yerr=ses, marker="o", ms=3, lw=0.9, capsize=2,
-                        label=f"seed {r['seed']}" + ("" if c.converged else " (cap)"))  # fmt: skip
-        if ref is not None:
-            ax.axhline(ref, color="k", ls=":", lw=0.8, label="real vs real")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("GAN step (0 = AE-OT)" if title.startswith("AE-OT-GAN") else "step")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return path
+    from otgen.viz.curves import Line, Panel, plot_curves
+
+    def lines(get) -> dict[str, Line]:
+        return {f"seed {r['seed']}": get(r) for r in seeds}
+
+    panels = [Panel("AE held-out MSE", lines(lambda r: Line.of(r["ae"]["curve"])),
+                    ylabel="MSE (pixels in [-1, 1])", log=False)]  # fmt: skip
+    panels.append(Panel("AE-OT-GAN FID", lines(lambda r: Line.of(r["curves"]["AE-OT-GAN"])
+                                               .prepend(0, *r["gan_fid0"])),
+                        floor=floor["fid"], xlabel="GAN step (0 = AE-OT)"))  # fmt: skip
+    panels += [Panel(f"{n} FID", lines(lambda r, n=n: Line.of(r["curves"][n])), floor=floor["fid"])
+               for n in dict(BASELINES)]  # fmt: skip
+    return plot_curves(panels, path)
 
 
 def _plot_prd(seeds: list[dict], floor: dict, path: Path) -> Path:

@@ -316,25 +316,11 @@ def make_claims(t1: dict, t2: dict, t3: list[dict], models: dict, s: Settings) -
 
 def plot_curves(models: dict, floor: tuple[float, float], path: Path) -> Path:
     """FID-fmnist-net of the probe over training, one line per seed, one panel per GAN."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from otgen.viz.curves import Line, Panel, plot_curves
 
-    fig = Figure(figsize=(3.2 * len(models), 3.0), dpi=110)
-    FigureCanvasAgg(fig)
-    for j, (label, runs) in enumerate(models.items()):
-        ax = fig.add_subplot(1, len(models), j + 1)
-        for i, r in enumerate(runs):
-            c = r["curve"]
-            tag = "flat" if c.converged else "cap"
-            ax.errorbar(c.steps, c.fids, yerr=c.ses, marker="o", ms=3, label=f"seed {i} ({tag})")
-        ax.axhline(floor[0], color="grey", ls="--", lw=1, label="real vs real")
-        ax.set(title=label, xlabel="engine steps", yscale="log")
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6)
-    fig.axes[0].set_ylabel("FID-fmnist-net (probe)")
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return plot_curves([Panel(label, {f"seed {i}": Line.of(r["curve"]) for i, r in
+                                      enumerate(runs)}, floor=floor[0], xlabel="engine steps")
+                        for label, runs in models.items()], path)  # fmt: skip
 
 
 def _grids(t1: dict, t3: list[dict], out: Path) -> list[Path]:
@@ -370,7 +356,7 @@ def real_floor(probe, seed: int) -> tuple[float, float]:
     from otgen.data import load
 
     real = load("fashion-mnist", n=probe.n, seed=seed + 99).x
-    return probe(lambda n: real[:n])
+    return probe.floor(real)
 
 
 @one_thread

@@ -122,24 +122,13 @@ def claims_for(rows: dict[str, list[dict]], conv: Convergence, budget: float) ->
 
 
 def plot_fid_curves(curves: dict[str, list], floor: tuple[float, float], path: Path) -> Path:
-    """FID-fmnist-net over training, one line per (model, seed), with the real-vs-real floor."""
-    from matplotlib.figure import Figure
+    """FID-fmnist-net over training, one panel per model, one line per seed, with the floor."""
+    from otgen.viz.curves import Line, Panel, plot_curves
 
-    from otgen.utils.io import atomic_write
-
-    fig = Figure(figsize=(6.5, 4.2))
-    ax = fig.subplots()
-    for k, (model, cs) in enumerate(curves.items()):
-        for i, c in enumerate(cs):
-            ax.errorbar(c.steps, c.fids, yerr=c.ses, marker="o", ms=3, color=f"C{k}",
-                        ls="-" if i == 0 else "--", label=f"{model} seed {i}")  # fmt: skip
-    ax.axhline(floor[0], color="k", lw=0.8, ls=":", label="real vs real")
-    ax.set(xlabel="training step", ylabel=f"FID-{EXTRACTOR}", yscale="log",
-           title="FID of a fixed generated set over training")  # fmt: skip
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
+    return plot_curves([Panel(model, {f"seed {i}": Line.of(c) for i, c in enumerate(cs)},
+                              floor=floor[0], ylabel=f"FID-{EXTRACTOR}")
+                        for model, cs in curves.items()], path,
+                       title="FID of a fixed generated set over training")  # fmt: skip
 
 
 def train_model(name: str, s: Settings, data, probe, seed: int, dev, run_dir: Path):
@@ -171,7 +160,7 @@ def run(out_dir: Path, profile: str, seed: int, dev: torch.device) -> dict:
     probe = FidProbe(
         probe_real, extractor=EXTRACTOR, n=s.probe_n, seed=seed + 7, boot=s.boot, device=dev
     )
-    floor = probe(lambda k: floor_real[:k])  # two disjoint real sets of the probe's size
+    floor = probe.floor(floor_real)  # two disjoint real sets of the probe's size
     curves: dict[str, list] = {LABELS[m]: [] for m in METHODS}
     degr: dict[str, list[dict]] = {LABELS[m]: [] for m in METHODS}
     rows, runs, figures, mixing_figs = [], [], [], []

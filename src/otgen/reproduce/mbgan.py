@@ -32,7 +32,6 @@ mbgan_collapse.py``; conditional MBGAN has no claim in issue 16.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -129,28 +128,6 @@ def _probe(D, train, test, seed: int) -> float:
     return linear_probe(ftr, train.y, fte, test.y, C=PROBE_C, max_iter=2000, seed=seed).accuracy
 
 
-def _plot_lines(series: dict, path: Path, title, xlabel, ylabel, floor=None, log=False):
-    from matplotlib.figure import Figure
-
-    from otgen.utils.io import atomic_write
-
-    fig = Figure(figsize=(5.5, 3.6))
-    ax = fig.subplots()
-    for name, pts in series.items():
-        if pts:
-            ax.plot(*zip(*pts, strict=True), lw=1.0, marker="." if len(pts) < 30 else None,
-                    label=name)  # fmt: skip
-    if floor is not None:
-        ax.axhline(floor, color="k", ls="--", lw=0.8, label="real vs real")
-    if log:
-        ax.set_yscale("log")
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
-
-
 def _interpolation(method, path: Path, seed: int, rows: int = 8, cols: int = 10) -> Path:
     from otgen.viz.images import save_image_grid
 
@@ -172,30 +149,17 @@ def _as_profile(profile: str | bool) -> str:
     return check_profile(profile)
 
 
-# -- training (resumable per run: a finished run is reloaded, not retrained) -------------------
+# -- training (resumable per run: train_until_flat continues or reloads a matching run) ---------
 def _train(kind: str, params: dict, data, probe, s: Settings, seed: int, dev, run_dir: Path,
            eval_every: int, max_steps: int):  # fmt: skip
-    """(trained method, metric records, Curve) of one run, reloaded if it finished before."""
-    from otgen.engine.logging import read_metrics
-    from otgen.engine.trainer import load_run
-    from otgen.reproduce._converge import Curve, train_until_flat
+    """(trained method, metric records, Curve) of one run, with the profile's generator EMA."""
+    from otgen.reproduce._converge import train_until_flat
 
-    done = run_dir.parent / f"{run_dir.name}.curve.json"
-    key = {"settings": asdict(s), "params": params, "seed": seed}
-    c = json.loads(done.read_text()) if done.exists() else {}
-    if c.get("key") == json.loads(json.dumps(key)):  # finished before with these settings
-        conv = Convergence(c["converged"], c["evidence"], tuple(c["steps"]), tuple(c["fid"]),
-                           tuple(c["se"]))  # fmt: skip
-        curve = Curve(tuple(c["steps"]), tuple(c["fid"]), tuple(c["se"]), conv,
-                      c["train_seconds"])  # fmt: skip
-        return load_run(run_dir, dev)[0], read_metrics(run_dir), curve
-    method, records, curve = train_until_flat(
+    return train_until_flat(
         kind, params, data, probe=probe, batch=s.batch, seed=seed, device=dev, run_dir=run_dir,
         eval_every=eval_every, max_steps=max_steps,
         config={"ema": {"decay": s.ema, "start": s.ema_start}},
     )  # fmt: skip
-    done.write_text(json.dumps({**curve.to_dict(), "key": key}))
-    return method, records, curve
 
 
 def _fresh(kind: str, params: dict, spec, seed: int, dev):
@@ -357,7 +321,7 @@ def _context(s: Settings, seed: int, dev) -> dict:
     untrained = _fresh("mbgan", params, test.spec, seed, dev)
     return {
         "probe": probe,
-        "floor": probe(lambda n: other[:n]),
+        "floor": probe.floor(other),
         "untrained_fid": probe(untrained.sample),
         "real_diversity": _diversity(other),
         "classifier": get_extractor("fmnist-net", device=str(dev)),
@@ -424,22 +388,23 @@ def _rows(main: dict, seeds: list[int], ctx: dict) -> list[dict]:
 
 
 def _figures(main: dict, sweep: list[dict], seeds: list[int], out_dir: Path, ctx: dict) -> list:
+    from otgen.viz.curves import Line, Panel, plot_curves
     from otgen.viz.images import save_image_grid
 
-    figs = [_plot_lines(
-        {f"{m} seed {sd}": list(zip(c.steps, c.fids, strict=True))
-         for (m, sd), c in main["curves"].items()},
-        out_dir / "fid_curves.png", "FID-fmnist-net over training (fixed 5,000-sample set)",
-        "step", "FID-fmnist-net", floor=ctx["floor"][0], log=True,
-    )]  # fmt: skip
+    def runs_of(model: str) -> dict[str, Line]:
+        return {f"seed {sd}": Line.of(c) for (m, sd), c in main["curves"].items() if m == model}
+
+    fid = [Panel(f"{m} (fixed {ctx['probe'].n}-sample set)", runs_of(m), floor=ctx["floor"][0])
+           for _, m in MODELS]  # fmt: skip
+    figs = [plot_curves(fid, out_dir / "fid_curves.png")]
     for _, label in MODELS:
         fake = ctx["probe"].samples(main["models"][(label, seeds[0])].sample)
         figs.append(save_image_grid(fake[:64], out_dir / f"fmnist_{label.lower()}.png", scale=2))
-    grad = {f"MBGAN seed {sd}": [(r["step"], r["g_grad_norm"]) for r in main["records"][
-        ("MBGAN", sd)] if "g_grad_norm" in r] for sd in seeds}  # fmt: skip
-    figs.append(_plot_lines(grad, out_dir / "grad_norm.png",
-                            "Generator gradient norm (Fig. 6 analogue)", "step",
-                            "‖∇θ L_G‖₂ (logged steps)"))  # fmt: skip
+    grad = {f"seed {sd}": Line(*zip(*[(r["step"], r["g_grad_norm"]) for r in main["records"][
+        ("MBGAN", sd)] if "g_grad_norm" in r], strict=True)) for sd in seeds}  # fmt: skip
+    figs.append(plot_curves([Panel("MBGAN generator gradient (Fig. 6)", grad,
+                                   ylabel="‖∇θ L_G‖₂ (logged steps)", log=False)],
+                            out_dir / "grad_norm.png"))  # fmt: skip
     figs.append(_interpolation(main["models"][("MBGAN", seeds[0])], out_dir / "interpolation.png",
                                seeds[0]))  # fmt: skip
     return figs + ctx["figures"]
