@@ -268,7 +268,7 @@ def test_generator_step_skips_discriminator_weight_gradients():
     assert all(p.requires_grad for p in gan.nets["D"].parameters())
 
 
-def test_multi_tensor_adam_is_bit_identical_to_the_loop():
+def test_fused_adam_matches_the_per_tensor_loop_to_rounding():
     torch.manual_seed(0)
     nets = [nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 1)) for _ in range(2)]
     nets[1].load_state_dict(nets[0].state_dict())
@@ -282,4 +282,4 @@ def test_multi_tensor_adam_is_bit_identical_to_the_loop():
             opt.zero_grad()
             net(x).square().mean().backward()
             opt.step()
-    assert torch.equal(_params(nets[0]), _params(nets[1]))
+    torch.testing.assert_close(_params(nets[0]), _params(nets[1]), rtol=1e-5, atol=1e-6)

@@ -226,3 +226,16 @@ def test_autoencoder_shapes_features_and_warm_start(shape, kind):
     G.load_state_dict(ae.decoder.state_dict())
     with pytest.raises(OTGenError, match="images"):
         build_autoencoder("auto", DataSpec((2,)), latent_dim=2)
+
+
+def test_maxout_gradient_goes_to_the_winning_piece():
+    layer = Maxout(3, units=2, pieces=4)
+    x = torch.randn(5, 3)
+    pre = layer.linear(x).view(5, 2, 4)
+    out = layer(x)
+    torch.testing.assert_close(out, pre.max(-1).values)
+    h = torch.randn(5, 2, 4, requires_grad=True)
+    layer.linear.forward = lambda _x: h.reshape(5, 8)  # gradient w.r.t. the pre-activations
+    layer(x).sum().backward()
+    winners = torch.nn.functional.one_hot(h.detach().argmax(-1), 4).float()
+    torch.testing.assert_close(h.grad, winners)

@@ -239,3 +239,18 @@ def test_complex_and_empty_targets_are_refused():
         sd.solve(torch.ones(3, 2, dtype=torch.complex64))
     with pytest.raises(OTGenError, match="empty"):
         sd.solve(torch.zeros(0, 2))
+
+
+@pytest.mark.parametrize("n", [1, 7, 128, 256, 300, 1000, 10_007])
+def test_two_level_row_max_equals_torch_max_with_ties(n):
+    from otgen.ot.semidiscrete import _row_max
+
+    gen = torch.Generator().manual_seed(n)
+    s = torch.randint(0, 5, (37, n), generator=gen).float()  # many exact ties per row
+    s[3] = 2.0  # a constant row: the first index must win
+    values, index = _row_max(s)
+    ref_values, ref_index = s.max(dim=1)
+    assert torch.equal(values, ref_values)
+    assert torch.equal(index, ref_index)
+    cont = torch.randn(5, n, generator=gen)
+    assert torch.equal(_row_max(cont, block=16)[1], cont.argmax(1))

@@ -42,10 +42,12 @@ def check_betas(**betas: float | tuple[float, float]) -> None:
 
 
 def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
-    """Adam (Kingma & Ba 2015) with the multi-tensor update: bit-identical to the per-tensor
-    loop (checked in tests/methods) and a few % faster per step on CPU, where PyTorch does not
-    pick it by default (benchmarks/engine.py). ``fused=True`` is faster still but changes bits."""
-    return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
+    """Adam (Kingma & Ba 2015) with the fused update: one pass over each parameter's four
+    buffers instead of the ~10 tensor ops of the per-tensor or multi-tensor loops, which are
+    memory-bound on CPU. Measured on the 2D PacGAN step (~0.9 M parameters, 1 thread): 13.6 →
+    12.2 ms, the optimizer going from ~21% of the step to ~5% (issue 14). It agrees with the
+    textbook update to float rounding, not bit for bit (tests/methods/test_common.py)."""
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
 
 
 @contextmanager

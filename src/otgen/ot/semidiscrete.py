@@ -76,9 +76,13 @@ INITS: tuple[str, ...] = ("voronoi", "zeros")
 # Elements of one (samples x targets) score block: 2^21 floats = 8 MiB keeps the block in cache
 # on CPU and memory bounded on GPU whatever n is.
 _BLOCK_ELEMENTS = 1 << 21
-# Rows x all-targets scores of the k = 1 assignment (32 MiB): few, long GEMMs; on a loaded
-# 2-core machine every op is an OpenMP barrier, so whole sample chunks beat 128-row blocks.
-_ROW_BLOCK_ELEMENTS = 1 << 23
+# Rows x all-targets scores of the k = 1 assignment (8 MiB, at least 128 rows): long GEMMs
+# whose output the argmax re-reads from cache rather than memory (issue 14: 2 cores with 1 MiB
+# L2 each; 2^23 elements measured 0.26 of the GEMM rate at n = 10,000, d = 32, 2^21 0.74).
+_ROW_BLOCK_ELEMENTS = 1 << 21
+_MIN_ROWS = 128
+# Width of the blocks of the two-level argmax (_row_max): measured best of 16-256.
+_ARGMAX_BLOCK = 128
 _NEWTON_MAX_TARGETS = 4096  # Newton keeps a dense n x n Hessian
 
 
@@ -178,7 +182,7 @@ def top_scores(
         # addmm fuses the height into the product: one pass over the (m, block) scores.
         s = torch.addmm(h[lo:hi], x, y[lo:hi].T)
         if k == 1:
-            vs, vi = s.max(dim=1, keepdim=True)
+            vs, vi = (v[:, None] for v in _row_max(s))
         else:
             vs, vi = s.topk(min(k, hi - lo), dim=1)
         vi = vi + lo
@@ -234,23 +238,43 @@ class CellStats:
         return out
 
 
+def _row_max(s: torch.Tensor, block: int = _ARGMAX_BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
+    """``s.max(dim=1)`` (values, first index of the max) in two levels: block maxima, then the
+    argmax inside each row's winning block.
+
+    Why: on CPU ``argmax`` along rows runs ~1 G elements/s (it tracks an index per element)
+    while ``amax`` is a vectorised reduction at ~12 G elements/s; at d = 32 the plain argmax
+    cost 1.5x the GEMM that produced the scores. The first block holding the row maximum
+    contains its first occurrence, so ties resolve exactly as ``torch.argmax`` does."""
+    rows, n = s.shape
+    q = n // block
+    if q < 2:
+        return s.max(dim=1)
+    maxima = s[:, : q * block].view(rows, q, block).amax(-1)  # a view: rows keep stride n
+    if q * block < n:
+        maxima = torch.cat([maxima, s[:, q * block :].amax(-1, keepdim=True)], 1)
+    values, winner = maxima.max(dim=1)
+    start = winner * block
+    # Positions past the last column (a short tail block) repeat column n - 1, which cannot
+    # come first among equal values, so the within-block argmax is unaffected.
+    cols = (start[:, None] + torch.arange(block, device=s.device)).clamp_max_(n - 1)
+    return values, start + s.gather(1, cols).argmax(1)
+
+
 def _assign_into(
     x: torch.Tensor, yt: torch.Tensor, h: torch.Tensor, buf: torch.Tensor, out: torch.Tensor
 ) -> torch.Tensor:
     """``out[r] = argmax_i ⟨x_r, y_i⟩ + h_i`` (eq. 22) with ``yt = yᵀ`` (d, n) float32.
 
     One addmm over *all* n targets per block of ``len(buf)`` rows, written into the reused
-    buffer and reduced in place: the GEMM is long in n (no running max across target blocks,
-    no allocation), fewer ops (each an OpenMP region). On 2 cores this takes
-    the assignment from 7% to 17% (d = 32) and 21% to 25% (d = 64) of the dense GEMM rate
-    with 2 threads on the loaded machine; with one thread both reach ~40% (issue 14,
-    benchmarks/results/semidiscrete_throughput.md)."""
+    buffer (no allocation, the GEMM long in n) and reduced by :func:`_row_max` while the block
+    is still in cache (issue 14, benchmarks/results/semidiscrete_throughput.md)."""
     rows = buf.shape[0]
     for lo in range(0, x.shape[0], rows):
         hi = min(x.shape[0], lo + rows)
         s = buf[: hi - lo]
         torch.addmm(h, x[lo:hi], yt, out=s)
-        torch.argmax(s, 1, out=out[lo:hi])
+        out[lo:hi] = _row_max(s)[1]
     return out
 
 
@@ -287,8 +311,8 @@ def cell_statistics(
     sparse_w: list[torch.Tensor] = []
     y32, h32 = y.float(), h.float()
     k = 2 if delta else 1
-    rows = min(chunk, _ROW_BLOCK_ELEMENTS // n)  # scores over all targets, rows at a time
-    fast = k == 1 and rows >= 8
+    rows = min(chunk, max(_MIN_ROWS, _ROW_BLOCK_ELEMENTS // n))  # all targets, rows at a time
+    fast = k == 1 and rows * n <= 4 * _ROW_BLOCK_ELEMENTS
     if fast:
         yt = y32.T.contiguous()
         buf = torch.empty(rows, n, device=device)
