@@ -254,3 +254,42 @@ def test_two_level_row_max_equals_torch_max_with_ties(n):
     assert torch.equal(index, ref_index)
     cont = torch.randn(5, n, generator=gen)
     assert torch.equal(_row_max(cont, block=16)[1], cont.argmax(1))
+
+
+def _voronoi_result(y: torch.Tensor):
+    """Uniform source on [-1/2, 1/2]^d, Voronoi heights h = -|y|²/2: power cells = Voronoi."""
+    from otgen.ot.semidiscrete import SemiDiscreteResult
+
+    n = len(y)
+    return SemiDiscreteResult(
+        h=-(y.double() ** 2).sum(1) / 2, y=y.float(), b=torch.full((n,), 1 / n).double(),
+        source="uniform", method="averaged", marginal_error=0.0, grad_norm=0.0, n_iter=0,
+        n_samples=0, time_s=0.0, converged=True, seed=0,
+    )  # fmt: skip
+
+
+def test_marginal_check_is_unbiased_and_bounds_the_exact_l1():
+    gen = torch.Generator().manual_seed(0)
+    y = torch.sort(torch.rand(50, generator=gen, dtype=torch.float64) - 0.5).values
+    res = _voronoi_result(y[:, None])  # 1D: the cells are the intervals between midpoints
+    mids = torch.cat([torch.tensor([-0.5]), (y[1:] + y[:-1]) / 2, torch.tensor([0.5])])
+    w = (mids[1:] - mids[:-1]).double()
+    exact_l2 = float(((w - 1 / 50) ** 2).sum())
+    exact_l1 = float((w - 1 / 50).abs().sum())
+    check = res.marginal_check(400_000, seed=5, batches=8)
+    assert abs(check.l2_sq - exact_l2) <= 4 * check.l2_sq_se
+    assert check.l2_sq_se < 0.05 * exact_l2  # a precise estimate, not a wide interval
+    assert exact_l1 <= check.l1_bound <= 1.1 * math.sqrt(50 * exact_l2)  # Cauchy–Schwarz
+
+
+def test_marginal_check_certifies_below_the_plain_floor():
+    # 2D grid of 48 x 48 cell centres: equal square cells, error exactly 0 (cells this wide
+    # keep float32 scores from moving the boundaries measurably)
+    side = (torch.arange(48, dtype=torch.float64) + 0.5) / 48 - 0.5
+    res = _voronoi_result(torch.cartesian_prod(side, side))
+    check = res.marginal_check(1_000_000, seed=9, batches=8)
+    assert abs(check.l2_sq) <= 4 * check.l2_sq_se  # zero, within noise
+    assert check.l1_iid > 0.8 * check.l1_iid_floor  # the plain estimate reads its floor
+    assert check.l1_bound < 0.6 * check.l1_iid_floor  # the bound certifies far below it
+    with pytest.raises(OTGenError, match="batches >= 2"):
+        res.marginal_check(100, batches=1)

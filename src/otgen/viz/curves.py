@@ -40,6 +40,7 @@ class Panel:
     title: str
     lines: Mapping[str, Line]
     floor: float | None = None
+    floor_label: str = "real vs real"
     ylabel: str = "FID-fmnist-net"
     xlabel: str = "training step"
     log: bool = True
@@ -61,7 +62,7 @@ def plot_curves(panels: Sequence[Panel], path: str | Path, *, title: str | None 
             ax.errorbar(line.steps, line.values, yerr=line.ses, marker="o" if len(line.steps) < 40
                         else None, ms=3, lw=1.0, capsize=2, label=label + tag)  # fmt: skip
         if panel.floor is not None:
-            ax.axhline(panel.floor, color="k", ls=":", lw=0.8, label="real vs real")
+            ax.axhline(panel.floor, color="k", ls=":", lw=0.8, label=panel.floor_label)
         if panel.log:
             ax.set_yscale("log")
         ax.set(title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel if i == 0 or
