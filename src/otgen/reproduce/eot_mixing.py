@@ -73,7 +73,9 @@ class Settings:
 PROFILES = {
     "quick": Settings(n_train=2000, batch=32, width=8, max_steps=40, eval_every=20,
                       probe_n=500, mix_n=200, repeats=2, seeds=2, ema=0.0),
-    "cpu": Settings(n_train=None, batch=64, width=16, max_steps=2000, eval_every=400,
+    # cap from session 5's curves (2,000 steps: DCGAN/EOTGAN/WGAN still falling 10-40 FID per
+    # 400 steps); worst case ~2 h at one thread (~0.06 s per DCGAN, ~0.15 s per EOTGAN step)
+    "cpu": Settings(n_train=None, batch=64, width=16, max_steps=12_000, eval_every=800,
                     probe_n=5000, mix_n=2000, repeats=5, seeds=2, ema=0.99),
     "paper": Settings(n_train=None, batch=PAPER_BATCH, width=None,
                       max_steps=PAPER_EPOCHS * PAPER_TRAIN // PAPER_BATCH, eval_every=2344,
