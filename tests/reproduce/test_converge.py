@@ -163,3 +163,16 @@ def test_a_run_without_weights_or_fingerprint_starts_afresh(fmnist, probe, tmp_p
                      device="cpu", run_dir=tmp_path / "run", eval_every=CHUNK, max_steps=4,
                      min_evals=99, progress=said.append)  # fmt: skip
     assert not any("resuming" in line for line in said)
+
+
+def test_a_curve_that_rose_after_its_best_says_so():
+    from otgen.reproduce._converge import note_rise
+    from otgen.utils.claims import check_convergence
+
+    steps, ses = [350, 700, 1050, 1400], [0.7] * 4
+    rose = [100.0, 61.0, 114.9, 114.2]  # MBGAN seed 1 of session 6, abridged
+    conv = note_rise(check_convergence(steps, rose, ses), steps, rose, ses)
+    assert conv.converged and "61 at step 700" in conv.evidence
+    fell = [100.0, 70.0, 60.5, 60.0]
+    plain = check_convergence(steps, fell, ses)
+    assert note_rise(plain, steps, fell, ses) == plain

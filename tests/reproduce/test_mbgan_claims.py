@@ -70,12 +70,15 @@ def _main(acc_mb, acc_dc, converged=True):
     return main
 
 
-def test_probe_claim_fails_only_when_mbgan_is_clearly_worse():
+def test_probe_claim_needs_a_difference_the_seeds_can_sign():
     # differences −0.020, −0.022: mean −0.021 ± 0.001, far below 0
     worse = mbgan._probe_claim(_main([0.80, 0.81], [0.82, 0.832]), CPU, [0, 1])
     assert worse.verdict == FAILS and worse.ours_mean == pytest.approx(-0.021)
-    # differences +0.01, −0.02: mean −0.005 ± 0.015, within two s.e. of 0
+    # differences +0.01, −0.02: mean −0.005 ± 0.015, within two s.e. of 0: neither verdict
     close = mbgan._probe_claim(_main([0.83, 0.80], [0.82, 0.82]), CPU, [0, 1])
-    assert close.verdict == HOLDS
+    assert close.verdict == UNTESTED and "inconclusive" in close.reason
+    # differences +0.010, +0.012: MBGAN's features clearly better
+    better = mbgan._probe_claim(_main([0.83, 0.832], [0.82, 0.82]), CPU, [0, 1])
+    assert better.verdict == HOLDS
     unconverged = mbgan._probe_claim(_main([0.9, 0.9], [0.8, 0.8], False), CPU, [0, 1])
     assert unconverged.verdict == UNTESTED

@@ -92,3 +92,19 @@ def test_all_converged_needs_every_part_and_names_the_ones_that_are_not():
     assert "G seed 1" in conv.evidence and "D seed 0" in conv.evidence
     assert "G seed 0" not in conv.evidence
     assert all_converged({"G seed 0": flat, "G seed 1": flat}).converged
+
+
+def test_significance_rule_is_three_way_and_inconclusive_is_untested():
+    from otgen.utils.claims import INCONCLUSIVE, Convergence, significant
+
+    assert significant(0.05, 0.01) is True  # 5 s.e. above 0
+    assert significant(-0.05, 0.01) is False  # 5 s.e. below
+    assert significant(-0.0175, 0.019) is INCONCLUSIVE  # MBGAN's probe, session 6
+    assert significant(0.3, 0.01, threshold=0.25) is True
+    conv = Convergence(True, "flat")
+    claim = make_claim("mbgan-probe", seed_values=[-0.04, 0.005], holds=significant,
+                       convergence=conv)  # fmt: skip
+    assert claim.verdict == "untested" and "inconclusive" in claim.reason
+    claim = make_claim("mbgan-probe", seed_values=[0.030, 0.031], holds=significant,
+                       convergence=conv)  # fmt: skip
+    assert claim.verdict == "holds"

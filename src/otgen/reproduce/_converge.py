@@ -250,5 +250,20 @@ def train_until_flat(
         if conv.converged:
             why = f"; fewer than {min_evals} evaluations"
         conv = Convergence(False, conv.evidence + why, conv.steps, conv.means, conv.ses)
+    conv = note_rise(conv, state.steps, state.fids, state.ses)
     curve = Curve(tuple(state.steps), tuple(state.fids), tuple(state.ses), conv, state.seconds)
     return trained, read_metrics(run_dir), curve
+
+
+def note_rise(conv: Convergence, steps, fids, ses) -> Convergence:
+    """Say so in the evidence when the curve ended clearly above its best point.
+
+    The flatness rule only compares the last two evaluations, so a GAN that degraded and then
+    plateaued (a collapse) passes it; the reader must see that the model was better before."""
+    best = int(np.argmin(fids))
+    gap = fids[-1] - fids[best]
+    if best == len(fids) - 1 or gap <= 2 * float(np.hypot(ses[best], ses[-1])):
+        return conv
+    why = (f"; it ended {gap:.3g} above its best ({fids[best]:.4g} at step {steps[best]}): "
+           "the model degraded before the curve flattened")  # fmt: skip
+    return Convergence(conv.converged, conv.evidence + why, conv.steps, conv.means, conv.ses)

@@ -158,7 +158,7 @@ def steady_convergence(steps: Sequence[int], curves: Sequence[Sequence[float]]) 
 
 
 def decide_verdict(
-    holds: bool | None, n_seeds: int, convergence: Convergence | None
+    holds: bool | object | None, n_seeds: int, convergence: Convergence | None
 ) -> tuple[str, str]:
     """``(verdict, reason)``: "untested" unless converged AND ≥ MIN_SEEDS seeds AND decided."""
     if convergence is None:
@@ -169,7 +169,22 @@ def decide_verdict(
         return UNTESTED, f"{n_seeds} seed(s); a verdict needs ≥ {MIN_SEEDS} independent trainings"
     if holds is None:
         return UNTESTED, "no decision rule"
+    if holds is INCONCLUSIVE:
+        return UNTESTED, "inconclusive: mean ± 2 s.e. over seeds spans both outcomes"
     return (HOLDS if holds else FAILS), "converged, ≥ 2 seeds"
+
+
+INCONCLUSIVE = object()  # a rule's answer when the seeds' spread allows either verdict
+
+
+def significant(mean: float, se: float, threshold: float = 0.0, k: float = 2.0):
+    """Three-way rule for "mean > threshold": True if mean − k·se > threshold, False if
+    mean + k·se < threshold, else :data:`INCONCLUSIVE` (the spread allows either)."""
+    if mean - k * se > threshold:
+        return True
+    if mean + k * se < threshold:
+        return False
+    return INCONCLUSIVE
 
 
 def make_claim(
@@ -188,7 +203,8 @@ def make_claim(
 
     ``key`` names an entry of :data:`CATALOG` (its paper/claim/paper_value are used unless
     given). ``seed_values``: otgen's number, one per independent training seed. ``holds``: a
-    bool, or a predicate ``(mean, se) -> bool`` evaluated on the seeds' mean ± s.e.
+    bool, or a predicate ``(mean, se) -> bool`` evaluated on the seeds' mean ± s.e., which may
+    answer :data:`INCONCLUSIVE` (see :func:`significant`).
     """
     entry = CATALOG_BY_KEY.get(key)
     if entry is None and None in (paper, claim, paper_value):
