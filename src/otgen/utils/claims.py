@@ -177,6 +177,19 @@ def decide_verdict(
 INCONCLUSIVE = object()  # a rule's answer when the seeds' spread allows either verdict
 
 
+def all_of(answers):
+    """Three-way AND: False if any answer is False, else INCONCLUSIVE if any is, else True."""
+    answers = list(answers)
+    if any(a is False for a in answers):
+        return False
+    return INCONCLUSIVE if any(a is INCONCLUSIVE for a in answers) else True
+
+
+def positive(values) -> bool | object:
+    """:func:`significant` on the mean ± s.e. of per-seed ``values``."""
+    return significant(*mean_se([float(v) for v in values]))
+
+
 def significant(mean: float, se: float, threshold: float = 0.0, k: float = 2.0):
     """Three-way rule for "mean > threshold": True if mean − k·se > threshold, False if
     mean + k·se < threshold, else :data:`INCONCLUSIVE` (the spread allows either)."""
