@@ -37,6 +37,11 @@ TOL = 0.03
 # 1/N, so 2M samples certify 0.03 at n = 60,000 (~15 TFLOP), where the plain i.i.d. L1 would
 # need ~4·10⁷ samples to get its own noise floor under 0.03. Caps: issue 14's targets.
 LARGE = [(10_000, 32, 8_000_000, 400.0), (60_000, 64, 2_000_000, 3600.0)]
+# The solver's own target in the large cases. Its estimate tracks the true L1 closely (at
+# n = 10,000, d = 32 it stopped at 0.0287 where the plain i.i.d. check, deconvolved from its
+# floor, reads ~0.027), but the certified bound is sqrt(π/2) ≈ 1.25x looser than the L1 of
+# errors spread like a Gaussian over the cells; 0.8 x 0.03 leaves room for that.
+LARGE_SOLVER_TOL = 0.024
 
 
 def matmul_flops(device: torch.device, size: int = 2048, seconds: float = 2.0) -> float:
@@ -95,8 +100,9 @@ def row(case: str, label: str, res: sd.SemiDiscreteResult, n_eval: int) -> dict:
 def large_row(n: int, d: int, time_cap: float, n_eval: int, dev: torch.device) -> tuple:
     """Averaged Adam on n targets in d dimensions, time-capped, checked with n_eval samples."""
     res = sd.solve(
-        targets(n, d), method="averaged", tol=TOL, seed=1, device=dev, time_limit=time_cap
-    )
+        targets(n, d), method="averaged", tol=LARGE_SOLVER_TOL, seed=1, device=dev,
+        time_limit=time_cap,
+    )  # fmt: skip
     out = row(f"n={n}, d={d}", "averaged Adam (ours)", res, n_eval)
     print(out, flush=True)
     return out, res
@@ -130,7 +136,8 @@ def large_cases(args: argparse.Namespace, dev: torch.device) -> int:
     caps = ", ".join(f"{r['case']}: {args.large_time_cap or c[3]:.0f} s" for r, c in
                      zip(rows, cases, strict=True))  # fmt: skip
     notes = (
-        f"Averaged Adam (ours) with tol = {TOL} on its estimated marginal error, time caps "
+        f"Averaged Adam (ours) with tol = {LARGE_SOLVER_TOL} on its estimated marginal error "
+        f"(target {TOL}; the margin is for the bound's looseness), time caps "
         f"{caps}; {torch.get_num_threads()} thread(s). Independent check "
         "(`SemiDiscreteResult.marginal_check`, i.i.d. samples from another seed, eval_samples in "
         "8 batches): independent_L1 is the plain estimate Σ|ŵ − b|, which reads at least its "
