@@ -311,7 +311,9 @@ def cell_statistics(
     sparse_w: list[torch.Tensor] = []
     y32, h32 = y.float(), h.float()
     k = 2 if delta else 1
-    rows = min(chunk, max(_MIN_ROWS, _ROW_BLOCK_ELEMENTS // n))  # all targets, rows at a time
+    # All targets, rows at a time; at large n more rows amortise the GEMM's packing of yᵀ (n·d
+    # floats per call): n = 60,000, d = 64 went from 0.44 to 0.57 of the GEMM rate at ~n/128.
+    rows = min(chunk, max(_MIN_ROWS, _ROW_BLOCK_ELEMENTS // n, n // 128))
     fast = k == 1 and rows * n <= 4 * _ROW_BLOCK_ELEMENTS
     if fast:
         yt = y32.T.contiguous()
