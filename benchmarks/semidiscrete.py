@@ -130,11 +130,10 @@ def large_cases(args: argparse.Namespace, dev: torch.device) -> int:
         raise SystemExit(
             f"--cases: none of {args.cases!r} is in {[f'{n}x{d}' for n, d, *_ in LARGE]}"
         )
-    results = [large_row(n, d, args.large_time_cap or cap, n_eval, dev)
-               for n, d, n_eval, cap in cases]  # fmt: skip
+    cases = [(n, d, n_eval, args.large_time_cap or cap) for n, d, n_eval, cap in cases]
+    results = [large_row(n, d, cap, n_eval, dev) for n, d, n_eval, cap in cases]
     rows = [r for r, _ in results]
-    caps = ", ".join(f"{r['case']}: {args.large_time_cap or c[3]:.0f} s" for r, c in
-                     zip(rows, cases, strict=True))  # fmt: skip
+    caps = ", ".join(f"{r['case']}: {c[3]:.0f} s" for r, c in zip(rows, cases, strict=True))
     notes = (
         f"Averaged Adam (ours) with tol = {LARGE_SOLVER_TOL} on its estimated marginal error "
         f"(target {TOL}; the margin is for the bound's looseness), time caps "

@@ -470,13 +470,10 @@ class SemiDiscreteResult:
             raise OTGenError(f"need batches >= 2 and n_samples >= batches (got {batches}, "
                              f"{n_samples})")  # fmt: skip
         m = n_samples // batches
-        dev = [
-            cell_statistics(self.y, self.h, SourceSampler(self.dim, self.source, seed=seed + k,
-                                                          qmc=False), m).measures.cpu()
-            - self.b.double().cpu()
-            for k in range(batches)
-        ]  # fmt: skip
-        u = torch.stack(dev)  # (batches, n): per-batch deviations ŵ - b
+        b = self.b.double().cpu()
+        # (batches, n): per-batch deviations ŵ - b, each batch its own i.i.d. stream
+        u = torch.stack([self.cell_measures(m, seed=seed + k, qmc=False).cpu() - b
+                         for k in range(batches)])  # fmt: skip
         total, est = u.sum(0), _cross_mean(u)
         jack = torch.stack([_cross_mean(torch.cat([u[:k], u[k + 1 :]])) for k in range(batches)])
         se = math.sqrt((batches - 1) / batches * float(((jack - jack.mean()) ** 2).sum()))
@@ -657,8 +654,8 @@ def _solve_averaged(run: _Run, h, *, lr, n_samples, window, tol, lr_decay, max_s
     opt = _Adam(lr)
     it, length, prev_err = 0, window, math.inf
     best: tuple[torch.Tensor, float, float] | None = None  # (h̄, err, ‖e‖₂) of a full window
-    first = True
     while True:
+        first = best is None  # no full window yet (a window cut short returns)
         h_sum, g_sum, g_sq = torch.zeros_like(h), torch.zeros_like(h), torch.zeros_like(h)
         steps = kept = 0
         # Burn-in: the first window starts far away and its first half absorbs the transient;
@@ -687,7 +684,6 @@ def _solve_averaged(run: _Run, h, *, lr, n_samples, window, tol, lr_decay, max_s
                 if err <= tol:
                     run.log(it, err, n_samples * kept, h_bar)
                     return h_bar, err, gnorm, it, True
-        first = False
         if steps < length:  # max_iter or the time cap cut the window short
             return (*_best_of(best, h_sum, g_sum, g_sq, kept, h, g), it, False)
         h, err, gnorm = _window_average(h_sum, g_sum, g_sq, kept)

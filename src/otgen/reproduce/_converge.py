@@ -230,6 +230,7 @@ def train_until_flat(
     elif progress:
         progress(f"{method} seed {seed}: resuming at step {state.steps[-1]} ({run_dir})")
     conv = check_convergence(state.steps, state.fids, state.ses)
+    trained = None
     while not state.steps or not _finished(conv, len(state.steps), min_evals, state.steps[-1],
                                            max_steps):  # fmt: skip
         target = min(max_steps, (state.steps[-1] if state.steps else 0) + eval_every)
@@ -244,7 +245,8 @@ def train_until_flat(
         conv = check_convergence(state.steps, state.fids, state.ses)
         if progress:
             progress(f"{method} seed {seed}: step {target}  FID {fid:.3f} ± {se:.3f}")
-    trained, _ = load_run(run_dir, device)
+    if trained is None:  # resumed a finished run: nothing was trained or loaded above
+        trained, _ = load_run(run_dir, device)
     if not conv.converged or len(state.steps) < min_evals:
         why = "" if conv.converged else f"; stopped at the cap of {state.steps[-1]} steps"
         if conv.converged:

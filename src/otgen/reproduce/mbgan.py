@@ -401,8 +401,9 @@ def _figures(main: dict, sweep: list[dict], seeds: list[int], out_dir: Path, ctx
     for _, label in MODELS:
         fake = ctx["probe"].samples(main["models"][(label, seeds[0])].sample)
         figs.append(save_image_grid(fake[:64], out_dir / f"fmnist_{label.lower()}.png", scale=2))
-    grad = {f"seed {sd}": Line(*zip(*[(r["step"], r["g_grad_norm"]) for r in main["records"][
-        ("MBGAN", sd)] if "g_grad_norm" in r], strict=True)) for sd in seeds}  # fmt: skip
+    logged = {sd: [(r["step"], r["g_grad_norm"]) for r in main["records"][("MBGAN", sd)]
+                   if "g_grad_norm" in r] for sd in seeds}  # fmt: skip
+    grad = {f"seed {sd}": Line(*zip(*pts, strict=True)) for sd, pts in logged.items() if pts}
     figs.append(plot_curves([Panel("MBGAN generator gradient (Fig. 6)", grad,
                                    ylabel="‖∇θ L_G‖₂ (logged steps)", log=False)],
                             out_dir / "grad_norm.png"))  # fmt: skip
