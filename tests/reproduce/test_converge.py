@@ -176,3 +176,29 @@ def test_a_curve_that_rose_after_its_best_says_so():
     fell = [100.0, 70.0, 60.5, 60.0]
     plain = check_convergence(steps, fell, ses)
     assert note_rise(plain, steps, fell, ses) == plain
+
+
+def test_the_key_hashes_training_code_and_data_not_reproduction_scripts(fmnist, tmp_path):
+    from otgen.reproduce._converge import data_fingerprint, training_sources
+
+    files = training_sources()
+    assert "engine/trainer.py" in files and "methods/gan.py" in files
+    assert "reproduce/_converge.py" in files and "metrics/fid.py" in files
+    assert not any(f.startswith(("reproduce/eot", "reproduce/dot", "viz/", "commands/"))
+                   for f in files)  # fmt: skip
+    a = otgen.data.load("fashion-mnist", split="test", n=64, seed=1)
+    assert data_fingerprint(a) == data_fingerprint(
+        otgen.data.load("fashion-mnist", split="test", n=64, seed=1)
+    )
+    assert data_fingerprint(a) != data_fingerprint(
+        otgen.data.load("fashion-mnist", split="test", n=64, seed=2)
+    )
+
+
+def test_other_data_starts_afresh(fmnist, probe, tmp_path: Path):
+    data = otgen.data.load("fashion-mnist", split="test", n=64, seed=1)
+    _chunked(data, probe, tmp_path / "run", max_steps=4)
+    said: list[str] = []
+    other = otgen.data.load("fashion-mnist", split="test", n=64, seed=2)
+    _chunked(other, probe, tmp_path / "run", max_steps=4, log=said.append)
+    assert not any("resuming" in line for line in said)

@@ -74,4 +74,7 @@ def test_budget_fraction_counts_critic_steps_of_wgan_gp():
     assert di.budget_fraction(s, "SNGAN(ns)") == 1.0
     assert di.budget_fraction(s, "WGAN-GP") == 1.0
     cpu = di.PROFILES["cpu"]
-    assert di.budget_fraction(cpu, "WGAN-GP") == cpu.max_steps * cpu.batch / (500_000 * 64)
+    critic_steps = cpu.wgan_scale * cpu.max_steps
+    assert di.budget_fraction(cpu, "WGAN-GP") == critic_steps * cpu.batch / (500_000 * 64)
+    # 5 critic steps per update: the cpu profile gives every GAN the same generator updates
+    assert di.budget_fraction(cpu, "WGAN-GP") == di.budget_fraction(cpu, "SNGAN(ns)")

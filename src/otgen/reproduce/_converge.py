@@ -20,7 +20,9 @@ total number of steps (AE-OT-GAN's AE/GAN split) must not be trained this way.
 
 Resumable: after every evaluation the curve so far is written (atomically) to
 ``run_dir/curve.json`` under a key of everything the numbers depend on — the engine config, the
-evaluation interval, the probe's fingerprint and a hash of otgen's source. Calling
+evaluation interval, the probe's fingerprint, the training data's hash and a hash of the sources
+training and evaluation run (not the reproduction scripts: a new cap or report keeps the
+runs). Calling
 :func:`train_until_flat` again with the same key continues from the last evaluation (a killed
 paper-profile run loses at most one chunk), returns a finished run without training, and
 extends a run stopped by its cap when ``max_steps`` has grown. Any other key, a run folder
@@ -134,14 +136,41 @@ class FidProbe:
         return float(value), float(np.std(draws, ddof=1))
 
 
+# What a trained curve depends on: the training code and the probe's metric code. The
+# reproduction scripts (their caps, reports, figures), the CLI and plotting are left out, so that
+# editing a report or raising a cap does not throw away hours of training; what those scripts
+# feed into training (the engine config, the data) is keyed separately.
+_TRAINING_SOURCES = ("engine", "methods", "nets", "ot", "data", "metrics", "utils", "errors.py",
+                     "reproduce/_converge.py")  # fmt: skip
+
+
+def training_sources() -> list[str]:
+    """The source files (relative to the package) whose hash keys a saved curve."""
+    root = Path(__file__).resolve().parents[1]
+    files = []
+    for part in _TRAINING_SOURCES:
+        files += [root / part] if part.endswith(".py") else sorted((root / part).rglob("*.py"))
+    return [f.relative_to(root).as_posix() for f in files]
+
+
 @cache
 def _source_hash() -> str:
-    """sha256 of otgen's Python sources: a cached curve is only reused by the same code."""
+    """sha256 of :func:`training_sources`: a saved curve is only continued by the same code."""
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode())
-        h.update(path.read_bytes())
+    for name in training_sources():
+        h.update(name.encode())
+        h.update((root / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def data_fingerprint(data) -> str:
+    """sha256 of a dataset's images and labels (a subset or another seed is another key)."""
+    h = hashlib.sha256()
+    for tensor in (data.x, data.y):
+        if tensor is not None:
+            h.update(str((tensor.dtype, tuple(tensor.shape))).encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -219,7 +248,7 @@ def train_until_flat(
     # resumed call could not rebuild: such runs always start afresh.
     fingerprint = getattr(probe, "fingerprint", None)
     key = {"config": config, "eval_every": eval_every, "probe": fingerprint,
-           "source": _source_hash()}  # fmt: skip
+           "data": data_fingerprint(data), "source": _source_hash()}  # fmt: skip
     key = json.loads(json.dumps(key))  # as read back from disk (tuples become lists)
     state_path = run_dir / "curve.json"
     state = _Progress.load(state_path, key) if fingerprint and _has_checkpoint(run_dir) else None

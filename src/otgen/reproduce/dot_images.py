@@ -80,12 +80,13 @@ PROFILES = {
     "paper": Settings(seeds=2, width=None, batch=PAPER_BATCH, n_train=60_000, probe_n=10_000,
                       eval_every=10_000, max_steps=PAPER_G_UPDATES, n_eval=10_000, dot_steps=20,
                       cond_updates=(0, 4, 16, 32), wgan_scale=5),
-    # ~30 CPU-minutes at one thread (timed steps: ≈ 0.05 s per batch-32 step at width 16)
     # cap from session 5's curves (3,000 steps: every GAN still falling 14-19 FID per 500
-    # steps); worst case ~2.3 h at one thread (~0.06 s per engine step at width 16, batch 32)
+    # steps); WGAN-GP gets 5 critic steps per generator update, like the paper profile (session
+    # 7: at 15,000 critic steps = 3,000 updates it was still falling ~4 FID per 1,000); worst
+    # case ~4 h at one thread (~0.06 s per engine step at width 16, batch 32), resumable
     "cpu": Settings(seeds=2, width=16, batch=32, n_train=60_000, probe_n=5_000, eval_every=1000,
                     max_steps=15_000, n_eval=2_000, dot_steps=20, cond_updates=(0, 4, 16, 32),
-                    wgan_scale=1),
+                    wgan_scale=5),
     "quick": Settings(seeds=2, width=4, batch=16, n_train=400, probe_n=64, eval_every=2,
                       max_steps=4, n_eval=64, dot_steps=2, cond_updates=(0, 2), k_pairs=4,
                       k_repeats=1),
@@ -451,8 +452,9 @@ DEVIATIONS = """## Deviations from the paper's protocol
   conditional GAN is a small conditional SNGAN(hinge) with a projection D trained here, not the
   public pre-trained ImageNet cGAN.
 - Training: batch {s.batch} (paper: 64); at most {s.max_steps} engine steps per GAN (WGAN-GP
-  ×{s.wgan_scale}; an engine step is one critic update, so WGAN-GP gets a fifth as many generator
-  updates) with early stop when the FID curve flattens, vs SNGAN's 100,000 generator updates
+  ×{s.wgan_scale}; an engine step is one critic update and WGAN-GP takes 5 per generator update,
+  so its generator gets {s.wgan_scale}/5 of the others' updates) with early stop when the FID
+  curve flattens, vs SNGAN's 100,000 generator updates
   (WGAN-GP: 5 critic steps per update); no EMA of G (DOT needs the G that D was trained
   against); losses, optimisers and learning rates are the presets' (WGAN-GP:
   Adam 1e-4 (0.5, 0.9), λ = 10, 5 critic steps; SNGAN: Adam 2e-4 (0.5, 0.999), 1 critic step).
