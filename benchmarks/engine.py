@@ -175,6 +175,35 @@ def _gemm_floor(shapes: list[tuple[int, int, int]], device: torch.device, reps: 
     return total
 
 
+def _is_gemm(op: str) -> bool:
+    return op.startswith("aten::") and ("mm" in op or "conv" in op)
+
+
+def time_breakdown(method, batches: list[torch.Tensor]) -> dict:
+    """Where a step's time goes, from ``torch.profiler`` over ``batches``: the self time of the
+    GEMM/convolution kernels, of the other ATen kernels (element-wise, reductions, the
+    optimizer's fused kernel), and the rest of the wall time, which no kernel accounts for:
+    Python, the autograd engine's bookkeeping and operator dispatch. Shares of the profiled wall
+    time (the profiler adds a little per-op cost, so the framework share is an upper bound)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        for s, xb in enumerate(batches):
+            method.train_step(xb, None, s)
+        wall = time.perf_counter() - t0
+    ops = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    gemm = sum(e.self_cpu_time_total for e in ops if _is_gemm(e.key)) / 1e6
+    other = sorted(((e.self_cpu_time_total / 1e6, e.key) for e in ops if not _is_gemm(e.key)),
+                   reverse=True)  # fmt: skip
+    other_t = sum(t for t, _ in other)
+    top = ", ".join(f"{k[6:]} {t / len(batches) * 1e3:.2f}" for t, k in other[:4])
+    return {"gemm_share": gemm / wall, "other_kernel_share": other_t / wall,
+            "framework_share": 1 - (gemm + other_t) / wall,
+            "ops_per_step": round(sum(e.count for e in ops) / len(batches)),
+            "top_other_kernels_ms": top}  # fmt: skip
+
+
 def throughput_rows(
     device: torch.device, threads: list[int], steps: int, repeats: int
 ) -> list[dict]:
@@ -203,6 +232,8 @@ def throughput_rows(
                     method.train_step(xb, None, s)
                 _sync(device)
                 step_t[t] = min(step_t[t], (time.perf_counter() - t0) / steps)
+        torch.set_num_threads(threads[0])
+        breakdown = time_breakdown(method, batches)
         for t in threads:
             rows.append(
                 {
@@ -217,6 +248,7 @@ def throughput_rows(
                     "gemm_gflop_per_step": gemm_flops / 1e9,
                     "gemm_gflops": gemm_flops / floor_t[t] / 1e9,
                     "gemms_per_step": len(gm.shapes),
+                    **(breakdown if t == threads[0] else {}),
                 }
             )
             print(rows[-1], file=sys.stderr)

@@ -283,3 +283,37 @@ def test_fused_adam_matches_the_per_tensor_loop_to_rounding():
             net(x).square().mean().backward()
             opt.step()
     torch.testing.assert_close(_params(nets[0]), _params(nets[1]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["pacgan", "gan"])
+def test_scoring_real_and_fake_in_one_call_is_the_two_call_update(preset):
+    # A per-sample D scores [real; fake] in one call: the critic step must be the one the two
+    # separate calls give (same losses, same weights after the step, to float rounding).
+    spec, x = POINTS, torch.randn(40, 2)
+    gans = []
+    for joint in (True, False):
+        torch.manual_seed(3)
+        gan = get_method(preset)(None if preset == "pacgan" else GANConfig(arch="mlp", width=16),
+                                 spec, CPU)  # fmt: skip
+        assert gan._joint_d
+        gan._joint_d = joint
+        torch.manual_seed(4)
+        logs = gan._critic_step(gan.nets["G"], gan.nets["D"], x, None)
+        gans.append((gan, logs))
+    (a, la), (b, lb) = gans
+    assert la["d_loss"] == pytest.approx(lb["d_loss"], rel=1e-5)
+    torch.testing.assert_close(_params(a.nets["D"]), _params(b.nets["D"]), rtol=1e-5, atol=1e-6)
+
+
+def test_only_a_per_sample_discriminator_is_called_once():
+    from otgen.nets.layers import scores_each_sample
+
+    assert GAN(GANConfig(arch="mlp"), POINTS, CPU)._joint_d
+    assert not GAN(GANConfig(arch="mlp", spectral_norm=True), POINTS, CPU)._joint_d  # power it.
+    images = DataSpec((1, 28, 28))
+    assert not get_method("dcgan")(None, images, CPU)._joint_d  # batch norm in D
+    assert not scores_each_sample(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)))
+    assert not scores_each_sample(nn.Sequential(nn.Linear(2, 3), nn.Dropout()))  # unknown: no
+    D = get_method("pacgan")(None, POINTS, CPU).nets["D"]
+    a, b = torch.randn(8, 2), torch.randn(8, 2)
+    torch.testing.assert_close(D(torch.cat([a, b])), torch.cat([D(a), D(b)]))

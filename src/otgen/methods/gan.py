@@ -42,6 +42,7 @@ from otgen.methods._common import adam, check_betas, check_finite_loss, eval_mod
 from otgen.methods.base import Method
 from otgen.methods.latent import PRIORS, draw_latent
 from otgen.nets import KINDS, build_discriminator, build_generator, default_kind
+from otgen.nets.layers import scores_each_sample
 from otgen.utils.checks import check_choice, check_int, check_positive
 
 LOSSES = ("ns", "minimax", "hinge", "wgan", "wgan-gp", "lsgan")
@@ -262,6 +263,7 @@ class GAN(Method):
         self.latent_dim = G.latent_dim
         self._last_g_loss: float | None = None
         self.nets = {"G": G.to(self.device), "D": D.to(self.device)}
+        self._joint_d = scores_each_sample(D)
         self.optimizers = {
             "G": self._optimizer(G, cfg.lr_g),
             "D": self._optimizer(D, cfg.lr_d),
@@ -324,7 +326,7 @@ class GAN(Method):
         cfg = self.cfg
         with torch.no_grad():
             fake = self.generate(self.sample_latent(x.shape[0], labels), labels)
-        real_out, fake_out = self._d(D, x, labels), self._d(D, fake, labels)
+        real_out, fake_out = self._d_real_fake(D, x, fake, labels)
         loss = d_loss(cfg.loss, real_out, fake_out)
         logs = {"d_out_real": real_out.mean().item(), "d_out_fake": fake_out.mean().item()}
         if cfg.loss == "wgan-gp":
@@ -357,6 +359,18 @@ class GAN(Method):
     @staticmethod
     def _d(D: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return D(x) if labels is None else D(x, labels)
+
+    def _d_real_fake(self, D, real, fake, labels) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's outputs on the real and the (equally many) fake samples. A D that scores each
+        sample on its own (:func:`scores_each_sample`) gets both in one call: the same
+        outputs, but one pass and one weight gradient per layer instead of two that backward
+        then sums (a 2D PacGAN step: ~15% less time, issue 14). Batch norm or spectral norm
+        in D: two calls, as the papers' updates are written."""
+        if not self._joint_d:
+            return self._d(D, real, labels), self._d(D, fake, labels)
+        both_labels = None if labels is None else torch.cat([labels, labels])
+        out = self._d(D, torch.cat([real, fake]), both_labels)
+        return out[: out.shape[0] // 2], out[out.shape[0] // 2 :]
 
 
 # -- presets: same algorithm, the papers' hyper-parameters as defaults -------------------------

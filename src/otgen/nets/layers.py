@@ -75,6 +75,8 @@ def activation(name: str) -> nn.Module:
 class Maxout(nn.Module):
     """Maxout unit (Goodfellow et al. 2013): max over ``pieces`` affine maps, per output unit."""
 
+    per_sample = True  # see scores_each_sample
+
     def __init__(self, in_dim: int, units: int, pieces: int, spectral_norm: bool = False) -> None:
         super().__init__()
         self.units, self.pieces = units, pieces
@@ -94,6 +96,8 @@ class Packing(nn.Module):
     discriminator then scores N/m packs, real and fake batches are packed the same way and the
     GAN losses need no change (Lin et al. 2018, Sec. 3).
     """
+
+    per_sample = True  # per pack: batches concatenated at multiples of m keep their packs
 
     def __init__(self, pack: int) -> None:
         super().__init__()
@@ -142,6 +146,8 @@ def apply_norm(norm: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torc
 class ProjectionHead(nn.Module):
     """Output layer of a (projection) discriminator: ``linear(h) [+ <embed(y), h>]``."""
 
+    per_sample = True
+
     def __init__(
         self,
         in_dim: int,
@@ -175,6 +181,26 @@ def require_labels(y: torch.Tensor | None, n: int) -> torch.Tensor:
 def check_unconditional(y: torch.Tensor | None) -> None:
     if y is not None:
         raise OTGenError("this network is unconditional: build it with num_classes to use labels")
+
+
+# torch modules whose output for one sample depends on that sample alone, with no state that a
+# forward call updates (unlike batch norm's statistics or spectral norm's power iteration)
+_TORCH_PER_SAMPLE = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding, nn.LayerNorm,
+                     nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.ELU, nn.Sigmoid, nn.Identity, nn.Flatten,
+                     nn.Sequential, nn.ModuleList)  # fmt: skip
+
+
+def scores_each_sample(net: nn.Module) -> bool:
+    """Whether ``net(cat([a, b]))`` is ``cat([net(a), net(b)])`` (up to float rounding) with
+    the same side effects as the two calls, so a GAN may score its real and fake batches in one
+    call. Only known kinds qualify: torch's per-sample layers and otgen's modules that declare
+    ``per_sample = True``; batch norm (batch statistics) and spectral norm (one power iteration
+    per call) do not. Packing nets need ``len(a)`` to be a multiple of the pack size."""
+    return all(
+        (isinstance(m, _TORCH_PER_SAMPLE) or getattr(type(m), "per_sample", False))
+        and not _has_sn(m)
+        for m in net.modules()
+    )
 
 
 class FeatureDiscriminator(nn.Module):

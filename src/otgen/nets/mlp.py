@@ -94,6 +94,8 @@ class MLPDiscriminator(FeatureDiscriminator):
     ``features(x, y)``: the activations after each hidden layer (of the packed input).
     """
 
+    per_sample = True  # pack -> blocks -> head, no cross-sample term (see scores_each_sample)
+
     def __init__(
         self,
         in_dim: int,
