@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from otgen.reproduce import mbgan
@@ -53,8 +55,8 @@ def test_sweep_claim_is_untested_without_its_evidence(case):
         rows = _paper_pattern(0)
     elif case == "unconverged":
         rows = _paper_pattern(0) + _paper_pattern(1, converged=False)
-    else:  # the cpu profile's reduced sweep: α = 200 and K = 5000 not run
-        s = CPU
+    else:  # a reduced sweep: α = 200 and K = 5000 not run
+        s = replace(FULL, alphas=(0.2, 2.0, 20.0), ks=(5, 50, 500))
         rows = [r for r in rows if r["alpha"] in s.alphas and r["K"] in s.ks]
     assert mbgan._sweep_claim(rows, s).verdict == UNTESTED
 
