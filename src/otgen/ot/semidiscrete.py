@@ -639,7 +639,12 @@ def _solve_averaged(run: _Run, h, *, lr, n_samples, window, tol, lr_decay, max_s
     of the window's tail (after a burn-in that absorbs the transient: half of the first
     window, a quarter of later ones) carries the noise of all those samples. Each window
     restarts from h̄ with a smaller step, so the jitter shrinks; inside a restarted window the
-    running average is tested against ``tol`` four times.
+    running average is tested against ``tol`` four times. Once a window ends stationary
+    (within 3× tol), the average is no longer restarted: later windows add their iterates to
+    it from their first step (Polyak–Ruppert over every stationary step; the smaller step only
+    tames the jitter). At n = 2,000, d = 32, 13k samples per step, tol 0.0154, three seeds:
+    608 steps instead of 1,824, certified bounds (``marginal_check``, 4M samples) 0.016-0.021
+    instead of 0.015-0.016 (the restarting solver overshot to an estimate of 0.0137).
 
     Error estimate at h̄, per cell: ∇E(h̄) ≈ mean_t ∇E(h_t) = ḡ − ε̄, where ḡ is the mean of the
     batch gradients and ε̄ their mean sampling noise. ḡ alone is optimistic (the optimiser
@@ -654,14 +659,21 @@ def _solve_averaged(run: _Run, h, *, lr, n_samples, window, tol, lr_decay, max_s
     opt = _Adam(lr)
     it, length, prev_err = 0, window, math.inf
     best: tuple[torch.Tensor, float, float] | None = None  # (h̄, err, ‖e‖₂) of a full window
+    carried = None  # tail sums of the stationary windows so far (see below)
     while True:
         first = best is None  # no full window yet (a window cut short returns)
-        h_sum, g_sum, g_sq = torch.zeros_like(h), torch.zeros_like(h), torch.zeros_like(h)
-        steps = kept = 0
+        if carried is None:
+            h_sum, g_sum, g_sq = torch.zeros_like(h), torch.zeros_like(h), torch.zeros_like(h)
+            kept = 0
+        else:
+            h_sum, g_sum, g_sq, kept = carried
+        steps = new = 0
         # Burn-in: the first window starts far away and its first half absorbs the transient;
         # later windows restart from the previous average, already within its noise of the
         # optimum, so a quarter suffices and the average gets more of the window's samples.
-        burn = length // 2 if first else length // 4
+        # A window that continues a stationary average (below) starts at that average: no
+        # transient to absorb, every step counts.
+        burn = 0 if carried is not None else length // 2 if first else length // 4
         check_every = max(4, (length - burn) // 4)
         # The time cap is checked every step: windows double, so checking only at their
         # ends could overrun the cap by a whole window. One step always runs, so g exists.
@@ -674,12 +686,13 @@ def _solve_averaged(run: _Run, h, *, lr, n_samples, window, tol, lr_decay, max_s
                 g_sum += g
                 g_sq += g * g
                 kept += 1
+                new += 1
             h = opt.step(h, g)
             # Inside a restarted window the running average is tested four times, so the
             # solver stops when it meets the target, not at the end of a window twice as long
             # (issue 14: n = 10,000, d = 32 met it a few % past a window end).
             if (not first and tol is not None and prev_err <= 3 * tol and steps < length
-                    and kept >= check_every and kept % check_every == 0):  # fmt: skip
+                    and new >= check_every and new % check_every == 0):  # fmt: skip
                 h_bar, err, gnorm = _window_average(h_sum, g_sum, g_sq, kept)
                 if err <= tol:
                     run.log(it, err, n_samples * kept, h_bar)
@@ -696,6 +709,12 @@ def _solve_averaged(run: _Run, h, *, lr, n_samples, window, tol, lr_decay, max_s
         if it >= run.max_iter or run.out_of_time():
             return (*best, it, False)
         prev_err = err
+        # A window that ended near the optimum (stationary: within 3x tol) keeps its tail in
+        # the average of the next ones. The restart with a smaller step only shrinks the
+        # jitter; the noise of the average falls with every kept sample, so throwing a
+        # stationary window's samples away wasted up to 2/3 of the run (issue 14).
+        stationary = tol is not None and err <= 3 * tol
+        carried = (h_sum, g_sum, g_sq, kept) if stationary else None
         opt.lr *= lr_decay
         # Grow the window (not the batch): averaging needs many steps, not big batches.
         if n_samples * length * 2 <= max_samples * window:
