@@ -296,6 +296,14 @@ def main(argv: list[str] | None = None) -> int:
         f"(target ≤ {target[c]}×: {'met' if r['step_over_floor'] <= target[c] else 'not met'})"
         for c, r in best.items()
     )
+    verdicts += ". Where the time goes (torch.profiler, 1st thread count): " + "; ".join(
+        f"{r['case']}: GEMM kernels {r['gemm_share']:.0%}, other kernels "
+        f"{r['other_kernel_share']:.0%} (ms per step: {r['top_other_kernels_ms']}), framework "
+        f"(Python, autograd, dispatch; {r['ops_per_step']} ATen calls per step) "
+        f"{r['framework_share']:.0%}"
+        for r in tp_rows
+        if "gemm_share" in r
+    )
     write_report(
         args.out,
         "engine",
