@@ -186,6 +186,8 @@ def test_the_key_hashes_training_code_and_data_not_reproduction_scripts(fmnist, 
     assert "reproduce/_converge.py" in files and "metrics/fid.py" in files
     assert not any(f.startswith(("reproduce/eot", "reproduce/dot", "viz/", "commands/"))
                    for f in files)  # fmt: skip
+    # the stopping rule only reads a curve: a stricter one continues a saved run
+    assert "utils/claims.py" not in files and "utils/seeding.py" in files
     a = otgen.data.load("fashion-mnist", split="test", n=64, seed=1)
     assert data_fingerprint(a) == data_fingerprint(
         otgen.data.load("fashion-mnist", split="test", n=64, seed=1)

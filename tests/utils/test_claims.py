@@ -108,3 +108,15 @@ def test_significance_rule_is_three_way_and_inconclusive_is_untested():
     claim = make_claim("mbgan-probe", seed_values=[0.030, 0.031], holds=significant,
                        convergence=conv)  # fmt: skip
     assert claim.verdict == "holds"
+
+
+def test_a_curve_pausing_on_its_way_down_is_not_steady():
+    from otgen.utils.claims import check_steady
+
+    steps, ses = [4000, 4800, 5600], [0.69, 1.04, 0.59]
+    paused = [119.0, 107.6, 108.0]  # EOTGAN seed 0 of session 7: one flat pair after a fall
+    assert check_convergence(steps, paused, ses).converged
+    conv = check_steady(steps, paused, ses)
+    assert not conv.converged and "pair before still moved" in conv.evidence
+    assert check_steady(steps, [108.4, 107.6, 108.0], ses).converged
+    assert not check_steady(steps[1:], paused[1:], ses[1:]).converged  # two evaluations

@@ -7,8 +7,8 @@ at a profile's budget (:data:`PROFILES`), on Fashion-MNIST 28×28 with the DCGAN
 1. train ``seeds`` independent seeds of each of WGAN-GP, SNGAN (ns), SNGAN (hinge) and a
    class-conditional SNGAN (hinge, projection D) through the engine with
    :func:`otgen.reproduce._converge.train_until_flat`: FID-fmnist-net of a fixed latent sample
-   set every ``eval_every`` steps, stop when two consecutive evaluations agree within their
-   bootstrap s.e. (or at the cap);
+   set every ``eval_every`` steps, stop when the last three evaluations agree pairwise within
+   their bootstrap s.e. (or at the cap);
 2. Table 1: per GAN and seed, k_eff (eq. 21: 100 pairs, mean of 10 repeats) and latent DOT
    (Algorithm 2: SGD lr 0.01, ``dot_steps`` updates, δ = 0.001, tangent projection for the
    N(0, I) prior) on ``n_eval`` fixed latents; FID and IS (``otgen.metrics.evaluate``, fmnist-net
@@ -82,10 +82,11 @@ PROFILES = {
                       cond_updates=(0, 4, 16, 32), wgan_scale=5),
     # cap from session 5's curves (3,000 steps: every GAN still falling 14-19 FID per 500
     # steps); WGAN-GP gets 5 critic steps per generator update, like the paper profile (session
-    # 7: at 15,000 critic steps = 3,000 updates it was still falling ~4 FID per 1,000); worst
-    # case ~4 h at one thread (~0.06 s per engine step at width 16, batch 32), resumable
+    # 7: at 65,000 critic steps = 13,000 updates it was still falling ~1-2 FID per 5,000);
+    # worst case ~5 h at one thread (~0.037 s per WGAN-GP critic step, ~0.03 s per SNGAN step
+    # at width 16, batch 32), resumable; the cap is not part of a run's key
     "cpu": Settings(seeds=2, width=16, batch=32, n_train=60_000, probe_n=5_000, eval_every=1000,
-                    max_steps=15_000, n_eval=2_000, dot_steps=20, cond_updates=(0, 4, 16, 32),
+                    max_steps=30_000, n_eval=2_000, dot_steps=20, cond_updates=(0, 4, 16, 32),
                     wgan_scale=5),
     "quick": Settings(seeds=2, width=4, batch=16, n_train=400, probe_n=64, eval_every=2,
                       max_steps=4, n_eval=64, dot_steps=2, cond_updates=(0, 2), k_pairs=4,

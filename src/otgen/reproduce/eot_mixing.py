@@ -12,7 +12,7 @@ Equal epochs (the paper's protocol: every model 50 epochs): all four get the sam
 and the same cap on training steps, i.e. the same number of passes over the data. Under the
 ``cpu`` profile each model is trained by :func:`otgen.reproduce._converge.train_until_flat`:
 FID-fmnist-net of a fixed generated set is evaluated every ``eval_every`` steps and training
-stops early once two consecutive evaluations agree within their standard errors (a flattened
+stops early once the last three evaluations agree pairwise within their standard errors (a flattened
 model's mixing curve would not move further), or at the common cap. The ``paper`` profile runs
 every model the full 50 epochs (no early stop), as the paper does.
 
@@ -73,9 +73,11 @@ class Settings:
 PROFILES = {
     "quick": Settings(n_train=2000, batch=32, width=8, max_steps=40, eval_every=20,
                       probe_n=500, mix_n=200, repeats=2, seeds=2, ema=0.0),
-    # cap from session 5's curves (2,000 steps: DCGAN/EOTGAN/WGAN still falling 10-40 FID per
-    # 400 steps); worst case ~2 h at one thread (~0.06 s per DCGAN, ~0.15 s per EOTGAN step)
-    "cpu": Settings(n_train=None, batch=64, width=16, max_steps=12_000, eval_every=800,
+    # cap from session 7's curves: at 12,000 steps DCGAN was still falling ~2 FID per 800 and
+    # EOTGAN paused once on its way down (the stop rule now needs two flat pairs); worst case
+    # ~6 h at one thread (~0.07 s per DCGAN, ~0.23 s per EOTGAN step), resumable, and the cap
+    # can be raised later without retraining (it is not part of a run's key)
+    "cpu": Settings(n_train=None, batch=64, width=16, max_steps=30_000, eval_every=1000,
                     probe_n=5000, mix_n=2000, repeats=5, seeds=2, ema=0.99),
     "paper": Settings(n_train=None, batch=PAPER_BATCH, width=None,
                       max_steps=PAPER_EPOCHS * PAPER_TRAIN // PAPER_BATCH, eval_every=2344,
@@ -252,8 +254,8 @@ def _summary_rows(degr: dict[str, list[dict]], curves: dict[str, list], s: Setti
 
 def _notes(s: Settings, profile: str, floor: tuple[float, float], summary: list[dict]) -> str:
     epochs = s.epochs(s.max_steps)
-    stop = ("each model stops early once two consecutive evaluations agree within their "
-            "bootstrap s.e. (after ≥ 3 evaluations)" if s.early_stop else
+    stop = ("each model stops early once the last three evaluations agree pairwise within "
+            "their bootstrap s.e." if s.early_stop else
             "no early stop: every model runs the full cap")  # fmt: skip
     ended = "; ".join(f"{r['model']} FID-probe {r['FID-probe']} at steps {r['steps']} "
                       f"({r['converged']} flattened)" for r in summary)  # fmt: skip

@@ -5,8 +5,8 @@ Per profile (:data:`PROFILES`; ``otgen reproduce mbgan --profile quick|cpu|paper
 1. **MBGAN vs DCGAN** (Table 3 / Figs. 3, 7 analogue): for each of ``seeds`` independent
    trainings, both models are trained through the engine by
    :func:`otgen.reproduce._converge.train_until_flat` (FID-fmnist-net of a fixed 5,000-sample
-   set every ``eval_every`` steps; stop when two consecutive evaluations agree within their
-   bootstrap s.e., or at ``max_steps``), generator EMA on. Reference points: the real-vs-real
+   set every ``eval_every`` steps; stop when the last three evaluations agree pairwise within
+   their bootstrap s.e., or at ``max_steps``), generator EMA on. Reference points: the real-vs-real
    FID floor (two disjoint halves of the test split) and an untrained generator's FID.
 2. **Linear probe** (Tables 3-4): activations of every conv layer of D, max-pooled to 4x4,
    concatenated, standardised, linear L2-SVM (``otgen.metrics.protocols``), trained on
@@ -447,7 +447,7 @@ def _notes(s: Settings, profile: str, main: dict, sweep: list[dict], seeds, ctx:
         f"(two disjoint halves of the test split) {ctx['floor'][0]:.2f} ± {ctx['floor'][1]:.2f};"
         f" an untrained MBGAN generator {ctx['untrained_fid'][0]:.1f}.",
         f"**Convergence** (FID of a fixed {s.fid_n}-sample set every {s.eval_every} steps, "
-        f"stop when two consecutive evaluations agree within their bootstrap s.e., cap "
+        f"stop when the last three evaluations agree pairwise within their bootstrap s.e., cap "
         f"{s.max_steps}): {conv}.",
         f"**Linear probe** (Tables 3-4 analogue): {s.probe_train} labelled training images, "
         f"{s.probe_test} test images, conv activations max-pooled to 4x4, standardised, "
