@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="alias of --profile quick")
     parser.add_argument(
+        "--status",
+        action="store_true",
+        help="show what the image runs under --out have trained so far (steps, FID, steady, "
+        "whether this code continues them); trains nothing",
+    )
+    parser.add_argument(
         "--out",
         default=None,
         help="output folder (default benchmarks/results/<name>; for 'all' the parent folder)",
@@ -45,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
     if args.quick and args.profile not in (None, "quick"):
         raise OTGenError(f"--quick contradicts --profile {args.profile}")
     profile = "quick" if args.quick else (args.profile or "cpu")
+    if args.status:
+        from otgen.reproduce.status import status_table
+
+        print(status_table(args.out or f"benchmarks/results/{args.name}", profile))
+        return 0
     if args.name == "all":
         out = args.out or "benchmarks/results"
         summary = run_all(out, profile, args.seed, args.device)
