@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from otgen.utils.claims import CATALOG, UNTESTED
+from otgen.utils.claims import CATALOG, UNTESTED, check_steady
 from otgen.utils.io import write_text
 from otgen.utils.provenance import is_complete, repo_root
 from otgen.utils.tables import markdown_table
@@ -54,7 +54,7 @@ def load_reports(root: Path = RESULTS) -> list[dict[str, Any]]:
         md = path.with_suffix(".md")
         rel = (md if md.exists() else path).relative_to(root).as_posix()
         reports.append({"path": path, "link": rel, "payload": payload,
-                        "status": report_status(payload.get("provenance"))})  # fmt: skip
+                        "status": report_status(payload.get("provenance"), payload)})  # fmt: skip
     return reports
 
 
@@ -67,13 +67,35 @@ def _in_history(commit: str) -> bool:
     return res.returncode == 0
 
 
-def report_status(prov: Any) -> str:
-    """ "ok", "ok (dirty tree)" or "stale — regenerate" (no provenance / unknown commit)."""
+def report_status(prov: Any, payload: dict | None = None) -> str:
+    """ "ok", "ok (dirty tree)" or "stale — regenerate" (no provenance / unknown commit / a
+    curve the report counted as converged that today's rule does not accept)."""
     if not is_complete(prov):
         return "stale — regenerate (no provenance: older code)"
     if not _in_history(prov["commit"]):
         return "stale — regenerate (commit not in history)"
+    unsteady = unsteady_curves(payload or {})
+    if unsteady:
+        return (f"stale — regenerate ({len(unsteady)} curve(s) it counted as converged are not "
+                "steady under today's rule, otgen.utils.claims.check_steady)")  # fmt: skip
     return "ok (dirty tree)" if prov.get("dirty") else "ok"
+
+
+def unsteady_curves(payload: Any, path: str = "") -> list[str]:
+    """Where a report's saved training curves (``{"steps", "fid", "se", "converged": true}``,
+    as ``otgen.reproduce._converge.Curve.to_dict`` writes them) fail today's stop rule: the
+    rule was made stricter after some reports were written."""
+    found = []
+    if isinstance(payload, dict):
+        curve = payload.get("converged") is True and {"steps", "fid", "se"} <= payload.keys()
+        if curve and not check_steady(payload["steps"], payload["fid"], payload["se"]).converged:
+            found.append(path or "/")
+        for key, value in payload.items():
+            found += unsteady_curves(value, f"{path}/{key}")
+    elif isinstance(payload, list):
+        for i, value in enumerate(payload):
+            found += unsteady_curves(value, f"{path}[{i}]")
+    return found
 
 
 def claim_rows(reports: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -121,8 +143,8 @@ def _measured_row(c: dict, rep: dict) -> dict[str, str]:
     verdict = c["verdict"]
     if verdict == UNTESTED and c.get("reason"):
         verdict = f"untested ({c['reason']})"
-    if not rep["status"].startswith("ok"):
-        verdict = f"{verdict} — {rep['status']}"
+    if not rep["status"].startswith("ok"):  # a stale report's verdict is not trusted
+        verdict = f"untested — {rep['status']}; the report said: {verdict}"
     budget = "—" if c.get("budget") is None else f"{c['budget']:.3g}×"
     return {"paper": c["paper"], "claim": c["claim"], "paper's value": c["paper_value"],
             "otgen": c.get("ours", "—"), "seeds": str(c.get("n_seeds", 0)), "budget": budget,
@@ -190,8 +212,9 @@ def render(reports: list[dict[str, Any]]) -> str:
     return (
         "# Results summary\n\nWritten by `python benchmarks/summarize.py` from the reports' "
         "JSON (claims and provenance) and the claims catalogue `otgen.utils.claims.CATALOG`. "
-        "A verdict other than *untested* needs a converged model (the last two evaluations "
-        "of its metric agree within their standard errors) and at least two training seeds.\n\n"
+        "A verdict other than *untested* needs a converged model (the last three evaluations "
+        "of its metric agree pairwise within their standard errors) and at least two training "
+        "seeds; a stale report's verdicts count as untested.\n\n"
         f"## Claims of the five papers\n\n{len(claims)} claims: {tally}.\n\n"
         + markdown_table(claims, cols)
         + "\n"

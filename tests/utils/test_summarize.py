@@ -62,4 +62,27 @@ def test_stale_verdict_is_marked(tmp_path, monkeypatch):
         for r in mod.claim_rows(mod.load_reports(tmp_path))
         if r["verdict"] != "untested — no report" and "not reproducible" not in r["verdict"]
     ]
-    assert row["verdict"] == "holds — stale — regenerate (commit not in history)"
+    assert row["verdict"] == (
+        "untested — stale — regenerate (commit not in history); the report said: holds"
+    )
+
+
+def test_a_curve_counted_converged_that_is_not_steady_makes_the_report_stale(tmp_path):
+    mod = _summarize()
+    conv = check_convergence([1, 2], [0.05, 0.05], [0.01, 0.01])
+    claim = make_claim("dot-keff-gauss25", seed_values=[1.9, 2.0], holds=True, convergence=conv)
+    one_pair = {
+        "steps": [1, 2, 3],
+        "fid": [119.0, 107.6, 108.0],
+        "se": [0.7, 1.0, 0.6],
+        "converged": True,
+    }  # a fall, then one flat pair: counted converged before
+    steady = {**one_pair, "fid": [108.4, 107.6, 108.0]}
+    write_report(tmp_path / "a", "a", title="a", rows=[], claims=[claim],
+                 data={"runs": [{"curve": steady}]})  # fmt: skip
+    write_report(tmp_path / "b", "b", title="b", rows=[], claims=[claim],
+                 data={"runs": [{"curve": steady}, {"curve": one_pair}]})  # fmt: skip
+    status = {r["payload"]["title"]: r["status"] for r in mod.load_reports(tmp_path)}
+    assert status["a"].startswith("ok")
+    assert status["b"].startswith("stale — regenerate (1 curve(s)")
+    assert mod.unsteady_curves({"runs": [{"curve": one_pair}]}) == ["/runs[0]/curve"]
