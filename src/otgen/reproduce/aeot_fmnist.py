@@ -46,7 +46,9 @@ from otgen.utils.tables import fmt_mean_se, mean_se
 # Settings per profile. "cpu": at most ~90 CPU-minutes at one thread (2 seeds) if no model
 # flattens before its cap (timed at 1 thread: ~0.03 s per DCGAN / WGAN-GP critic step, ~0.1 s
 # per AE-OT-GAN step, ~3 s per FID evaluation; the 1,500-step baselines of session 5 were
-# still falling 6-24 FID per 250 steps, hence the 40,000-step cap); "paper": the
+# still falling 6-24 FID per 250 steps, hence the 40,000-step cap; session 7: the AE cap is
+# 4,800 since the stop rule needs two flat pairs and the AE fell 0.0026 between steps 900 and
+# 1,200 of session 6); "paper": the
 # papers' networks (InfoGAN layout at width 64, latent 64, all 60,000 codes as OT targets,
 # AE-OT-GAN up to 500 epochs) for a GPU. Step counts are engine steps of ``batch`` images
 # (WGAN-GP: critic steps; AE-OT-GAN: one D step + ``g_steps`` G steps).
@@ -57,7 +59,7 @@ QUICK = {
 }  # fmt: skip
 CPU = {
     "seeds": 2, "n_train": 60000, "n_eval": 5000, "batch": 64, "width": 16, "latent_dim": 8,
-    "ae_every": 300, "ae_cap": 1800, "refine": 0.3, "ot_targets": 2000, "ot_time_limit": 600.0,
+    "ae_every": 300, "ae_cap": 4800, "refine": 0.3, "ot_targets": 2000, "ot_time_limit": 600.0,
     "gan_every": 150, "gan_cap": 3000, "base_every": 1000, "base_cap": 40000, "progress": 8,
 }  # fmt: skip
 PAPER = {
