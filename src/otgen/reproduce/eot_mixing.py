@@ -279,7 +279,8 @@ def _notes(s: Settings, profile: str, floor: tuple[float, float], summary: list[
         + ("" if s.batch == PAPER_BATCH else f"batch {s.batch} instead of {PAPER_BATCH} "
            f"(EOTGAN's anchor/positive halves {s.batch // 2} instead of 64); ")
         + (f"{epochs:.2f} epochs cap instead of {PAPER_EPOCHS}, with early stopping once the "
-           "FID curve flattens; " if s.early_stop else "")
+           "FID curve is steady, so the models end at different epochs (each on its own "
+           "plateau) where the paper compares them at equal epochs; " if s.early_stop else "")
         + (f"a generator EMA (decay {s.ema}) is evaluated (the paper has none); " if s.ema else "")
         + "28×28 images (the paper pads MNIST to 32×32); the DCGAN generator of otgen.nets "
         "(28 = 7·2² layout) for all four models; EOTGAN's representation net f is the paper's "
