@@ -20,6 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from otgen.errors import OTGenError
 from otgen.utils.claims import CATALOG, UNTESTED, check_steady
 from otgen.utils.io import write_text
 from otgen.utils.provenance import is_complete, repo_root
@@ -81,6 +82,14 @@ def report_status(prov: Any, payload: dict | None = None) -> str:
     return "ok (dirty tree)" if prov.get("dirty") else "ok"
 
 
+def _steady(curve: dict) -> bool:
+    """Today's stop rule on a saved curve; one that cannot be read counts as not steady."""
+    try:
+        return check_steady(curve["steps"], curve["fid"], curve["se"]).converged
+    except (OTGenError, TypeError, ValueError):
+        return False
+
+
 def unsteady_curves(payload: Any, path: str = "") -> list[str]:
     """Where a report's saved training curves (``{"steps", "fid", "se", "converged": true}``,
     as ``otgen.reproduce._converge.Curve.to_dict`` writes them) fail today's stop rule: the
@@ -88,7 +97,7 @@ def unsteady_curves(payload: Any, path: str = "") -> list[str]:
     found = []
     if isinstance(payload, dict):
         curve = payload.get("converged") is True and {"steps", "fid", "se"} <= payload.keys()
-        if curve and not check_steady(payload["steps"], payload["fid"], payload["se"]).converged:
+        if curve and not _steady(payload):
             found.append(path or "/")
         for key, value in payload.items():
             found += unsteady_curves(value, f"{path}/{key}")
@@ -219,8 +228,9 @@ def render(reports: list[dict[str, Any]]) -> str:
         + markdown_table(claims, cols)
         + "\n"
         + unavailable_section()
-        + f"\n## Reports\n\n{len(reports)} reports, {stale} stale (no provenance or a commit "
-        "outside the history: regenerate them with the current code).\n\n"
+        + f"\n## Reports\n\n{len(reports)} reports, {stale} stale (no provenance, a commit "
+        "outside the history, or a training curve counted as converged that today's stop rule "
+        "rejects: regenerate them with the current code).\n\n"
         + markdown_table(
             index_rows(reports), ["report", "command", "profile", "commit", "date", "status"]
         )

@@ -314,6 +314,22 @@ def test_only_a_per_sample_discriminator_is_called_once():
     assert not get_method("dcgan")(None, images, CPU)._joint_d  # batch norm in D
     assert not scores_each_sample(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)))
     assert not scores_each_sample(nn.Sequential(nn.Linear(2, 3), nn.Dropout()))  # unknown: no
+
+    class MinibatchLinear(nn.Linear):  # a subclass may add a cross-sample term: exact types only
+        pass
+
+    assert not scores_each_sample(nn.Sequential(MinibatchLinear(2, 3)))
+    hooked = nn.utils.spectral_norm(nn.Linear(2, 3))  # the old hook-based spectral norm
+    assert not scores_each_sample(nn.Sequential(hooked))
     D = get_method("pacgan")(None, POINTS, CPU).nets["D"]
     a, b = torch.randn(8, 2), torch.randn(8, 2)
     torch.testing.assert_close(D(torch.cat([a, b])), torch.cat([D(a), D(b)]))
+
+
+def test_one_call_needs_equal_batches_of_whole_packs():
+    gan = get_method("pacgan")(None, POINTS, CPU)
+    D = gan.nets["D"]
+    with pytest.raises(OTGenError, match="whole packs of 4"):
+        gan._d_real_fake(D, torch.randn(6, 2), torch.randn(6, 2), None)
+    with pytest.raises(OTGenError, match="equal batches"):
+        gan._d_real_fake(D, torch.randn(8, 2), torch.randn(4, 2), None)

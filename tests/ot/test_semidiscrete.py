@@ -86,14 +86,16 @@ def test_averaged_cut_short_returns_its_best_window_average():
 
 
 def test_averaged_keeps_stationary_windows_in_its_average():
-    # Once a window ends within 3x tol, later windows add to its average instead of starting
-    # a new one: the restarting solver needed 224 steps here (windows 32, 64, 128 then 32 steps
-    # into the fourth window); keeping the samples needs 160 for the same certified error.
+    # Once a window (not the first) ends within 3x tol, later windows add to its average
+    # instead of starting a new one: the restarting solver needed 224 steps here (windows 32,
+    # 64, 128, then 32 steps into the fourth); keeping the samples needs 168.
     y = torch.randn(300, 8, generator=torch.Generator().manual_seed(0))
     res = sd.solve(y, method="averaged", tol=0.015, seed=1)
     assert res.converged and res.n_iter <= 192
     check = res.marginal_check(2_000_000, seed=5)
-    assert check.l1_bound < 0.0155  # the estimate below tol is honest (bound ~1.25x the L1)
+    # the estimate below tol is honest: the certified bound is ~1.25x the L1 when the error is
+    # spread over the cells, so a true L1 above tol would push it past 1.25 tol
+    assert check.l1_bound < 1.25 * 0.015
 
 
 def test_same_seed_same_result_and_fresh_samples_per_step():

@@ -63,3 +63,22 @@ def test_extended_aeot_run_solves_ot_on_its_final_codes(tmp_path):
     codes = after.ot_target_codes(data.x)
     assert not torch.allclose(codes, before.ot_target_codes(data.x))  # the encoder trained on
     assert torch.allclose(after.ot.y.double(), codes.double(), atol=1e-5)
+
+
+def test_refinement_leaves_the_ae_run_resumable(tmp_path):
+    """Refinement and OT run in a copy: raising the AE cap afterwards continues the AE run
+    (refining in place left a refined checkpoint under the AE's curve and the resume failed)."""
+    from otgen.engine.checkpoint import list_checkpoints
+    from otgen.reproduce.aeot_fmnist import _train_aeot
+
+    data, held_out = _images(48), _images(24).x
+    s = {"width": 4, "latent_dim": 3, "batch": 16, "ae_every": 2, "ae_cap": 4, "refine": 0.5,
+         "ot_targets": 12, "ot_time_limit": 2.0}  # fmt: skip
+    first = _train_aeot(s, data, held_out, 0, "cpu", tmp_path, log=None)
+    assert first["run_dir"] == tmp_path / "aeot-s0-refined" and first["ae_steps"] == 4
+    ae_ckpts = list_checkpoints(tmp_path / "aeot-s0" / "checkpoints")
+    assert ae_ckpts[-1][0] == 4  # the AE run holds the AE only
+    again = _train_aeot({**s, "ae_cap": 8}, data, held_out, 0, "cpu", tmp_path, log=None)
+    n_ae = again["ae_steps"]
+    assert n_ae > 4 and again["curve"].steps[:2] == first["curve"].steps[:2]  # continued
+    assert list_checkpoints(again["run_dir"] / "checkpoints")[-1][0] == n_ae + round(0.5 * n_ae)

@@ -204,3 +204,14 @@ def test_other_data_starts_afresh(fmnist, probe, tmp_path: Path):
     other = otgen.data.load("fashion-mnist", split="test", n=64, seed=2)
     _chunked(other, probe, tmp_path / "run", max_steps=4, log=said.append)
     assert not any("resuming" in line for line in said)
+
+
+def test_the_run_folder_path_and_device_index_are_not_part_of_the_key(
+    fmnist, probe, tmp_path: Path, monkeypatch
+):
+    data = otgen.data.load("fashion-mnist", split="test", n=64, seed=1)
+    _chunked(data, probe, tmp_path / "run", max_steps=4)
+    monkeypatch.chdir(tmp_path)  # the same folder, named relatively: the run continues
+    said: list[str] = []
+    _, _, more = _chunked(data, probe, Path("run"), max_steps=STEPS, log=said.append)
+    assert any("resuming at step 4" in line for line in said) and more.steps == (2, 4, 6)

@@ -29,13 +29,14 @@ def test_status_reads_each_saved_curve(tmp_path: Path, capsys):
     (runs / "broken").mkdir()
     (runs / "broken" / "curve.json").write_text("{not json")
     rows = {r["run"]: r for r in saved_runs(tmp_path, "cpu")}
-    assert rows["dcgan_s0"]["steady"] and rows["dcgan_s0"]["this code continues it"]
-    assert rows["dcgan_s0"]["step"] == 4000 and rows["dcgan_s0"]["best FID"] == 59.8
+    assert rows["dcgan_s0"]["steady"] and rows["dcgan_s0"]["same training code"]
+    assert rows["dcgan_s0"]["step"] == 4000 and rows["dcgan_s0"]["best"] == 59.8
+    assert not rows["dcgan_s0"]["checkpoint"]  # the weights were deleted: it starts afresh
     assert not rows["eotgan_s0"]["steady"]  # one flat pair after a fall
-    assert not rows["eotgan_s0"]["this code continues it"]
+    assert not rows["eotgan_s0"]["same training code"]
     assert rows["broken"]["state"] == "unreadable curve.json"
     assert main(["reproduce", "eot-mixing", "--status", "--out", str(tmp_path)]) == 0
-    assert "| dcgan_s0 | 4 | 4000 | 60.10 ± 0.50 |" in capsys.readouterr().out
+    assert "| dcgan_s0 | 4 | 4000 | 60.1 ± 0.5 |" in capsys.readouterr().out
 
 
 def test_status_without_runs_is_a_clear_error(tmp_path: Path, capsys):
@@ -43,3 +44,5 @@ def test_status_without_runs_is_a_clear_error(tmp_path: Path, capsys):
         saved_runs(tmp_path, "cpu")
     assert main(["reproduce", "mbgan", "--status", "--out", str(tmp_path)]) == 2
     assert "no saved runs" in capsys.readouterr().err
+    assert main(["reproduce", "all", "--status", "--out", str(tmp_path)]) == 2
+    assert "--status needs one experiment" in capsys.readouterr().err

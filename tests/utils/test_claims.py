@@ -117,6 +117,11 @@ def test_a_curve_pausing_on_its_way_down_is_not_steady():
     paused = [119.0, 107.6, 108.0]  # EOTGAN seed 0 of session 7: one flat pair after a fall
     assert check_convergence(steps, paused, ses).converged
     conv = check_steady(steps, paused, ses)
-    assert not conv.converged and "pair before still moved" in conv.evidence
+    assert not conv.converged and "differ by 11 > 1.2" in conv.evidence
     assert check_steady(steps, [108.4, 107.6, 108.0], ses).converged
     assert not check_steady(steps[1:], paused[1:], ses[1:]).converged  # two evaluations
+    # a slow drift: each consecutive pair agrees, the first and the last do not
+    drift = check_steady(steps, [100.0, 99.0, 98.0], [0.8] * 3)
+    assert not drift.converged and "step 4000 (100 ± 0.8) and step 5600" in drift.evidence
+    nan = check_steady(steps, [float("nan"), 98.0, 98.0], [0.8] * 3)
+    assert not nan.converged and "lacks a finite value" in nan.evidence

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if args.status:
         from otgen.reproduce.status import status_table
 
+        if args.name not in available():
+            raise OTGenError(f"--status needs one experiment, one of: {', '.join(available())}")
         print(status_table(args.out or f"benchmarks/results/{args.name}", profile))
         return 0
     if args.name == "all":

@@ -368,6 +368,11 @@ class GAN(Method):
         in D: two calls, as the papers' updates are written."""
         if not self._joint_d:
             return self._d(D, real, labels), self._d(D, fake, labels)
+        if real.shape != fake.shape or real.shape[0] % self.cfg.pack:
+            raise OTGenError(
+                f"one D call needs equal batches of whole packs of "
+                f"{self.cfg.pack}: got {tuple(real.shape)}, {tuple(fake.shape)}"
+            )
         both_labels = None if labels is None else torch.cat([labels, labels])
         out = self._d(D, torch.cat([real, fake]), both_labels)
         return out[: out.shape[0] // 2], out[out.shape[0] // 2 :]

@@ -193,14 +193,19 @@ _TORCH_PER_SAMPLE = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding, nn.
 def scores_each_sample(net: nn.Module) -> bool:
     """Whether ``net(cat([a, b]))`` is ``cat([net(a), net(b)])`` (up to float rounding) with
     the same side effects as the two calls, so a GAN may score its real and fake batches in one
-    call. Only known kinds qualify: torch's per-sample layers and otgen's modules that declare
-    ``per_sample = True``; batch norm (batch statistics) and spectral norm (one power iteration
-    per call) do not. Packing nets need ``len(a)`` to be a multiple of the pack size."""
-    return all(
-        (isinstance(m, _TORCH_PER_SAMPLE) or getattr(type(m), "per_sample", False))
-        and not _has_sn(m)
-        for m in net.modules()
-    )
+    call. Only known kinds qualify, by exact type (a subclass may add a cross-sample term, such
+    as a minibatch standard deviation): torch's per-sample layers and otgen's modules that
+    declare ``per_sample = True`` in their own class body; batch norm (batch statistics),
+    spectral norm (one power iteration per call) and any module with forward hooks (they may
+    keep state, as the old hook-based spectral norm does) do not. Packing nets need ``len(a)``
+    to be a multiple of the pack size."""
+    return all(_per_sample_module(m) for m in net.modules())
+
+
+def _per_sample_module(m: nn.Module) -> bool:
+    known = type(m) in _TORCH_PER_SAMPLE or type(m).__dict__.get("per_sample", False)
+    hooked = bool(m._forward_hooks or m._forward_pre_hooks) or hasattr(m, "weight_orig")
+    return bool(known) and not hooked and not _has_sn(m)
 
 
 class FeatureDiscriminator(nn.Module):

@@ -171,9 +171,31 @@ def _source_hash() -> str:
     return h.hexdigest()[:16]
 
 
+def _trajectory_config(config: dict) -> dict:
+    """The engine config less what cannot change the numbers: the run folder's path (a
+    relative and an absolute ``--out`` name the same run) and the device's index (``cuda``
+    and ``cuda:0``); the device type stays (CPU and CUDA kernels round differently)."""
+    out = {k: v for k, v in config.items() if k != "out"}
+    out["device"] = torch.device(config["device"]).type
+    return out
+
+
+def _code_hash(cls: type) -> str:
+    """sha256 of a probe class's source: a probe defined in a reproduction script (which the
+    source hash leaves out) still keys the values it computes."""
+    import inspect
+
+    try:
+        text = inspect.getsource(cls)
+    except (OSError, TypeError):  # defined where no source is kept (e.g. an interactive session)
+        text = cls.__qualname__
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def data_fingerprint(data) -> str:
-    """sha256 of a dataset's images and labels (a subset or another seed is another key)."""
-    h = hashlib.sha256()
+    """sha256 of a dataset's images, labels and spec (a subset or another seed is another
+    key)."""
+    h = hashlib.sha256(repr(data.spec).encode())
     for tensor in (data.x, data.y):
         if tensor is not None:
             h.update(str((tensor.dtype, tuple(tensor.shape))).encode())
@@ -254,7 +276,8 @@ def train_until_flat(
     # A probe without a fingerprint keeps state of its own (e.g. images per evaluation) that a
     # resumed call could not rebuild: such runs always start afresh.
     fingerprint = getattr(probe, "fingerprint", None)
-    key = {"config": config, "eval_every": eval_every, "probe": fingerprint,
+    key = {"config": _trajectory_config(config), "eval_every": eval_every,
+           "probe": fingerprint and f"{fingerprint}:{_code_hash(type(probe))}",
            "data": data_fingerprint(data), "source": _source_hash()}  # fmt: skip
     key = json.loads(json.dumps(key))  # as read back from disk (tuples become lists)
     state_path = run_dir / "curve.json"

@@ -162,16 +162,34 @@ def _train_aeot(s: dict, data, held_out, seed: int, dev, runs: Path, log) -> dic
     refine = max(1, round(s["refine"] * n_ae))
     final = {**params, "refine_at": n_ae, "ot_targets": s["ot_targets"],
              "ot_time_limit": s["ot_time_limit"]}  # fmt: skip
-    config = dict(load_checkpoint(_newest(run_dir)).meta["config"])
-    config.update(params=final, steps=n_ae + refine)
-    changed = ("steps", "method.refine_at", "method.ot_targets", "method.ot_time_limit")
-    _engine_train(config, data, changed)
-    aeot, _ = load_run(run_dir, dev)
+    # Refinement and OT continue a *copy* of the AE run: the AE run itself stays what its saved
+    # curve describes, so a later call (a raised cap, a stricter stop rule) can resume it.
+    refined = runs / f"aeot-s{seed}-refined"
+    if not _refined_matches(refined, final, n_ae + refine):
+        if refined.exists():
+            shutil.rmtree(refined)
+        shutil.copytree(run_dir, refined)
+        (refined / "curve.json").unlink(missing_ok=True)
+        config = dict(load_checkpoint(_newest(refined)).meta["config"])
+        config.update(params=final, steps=n_ae + refine, out=str(refined))
+        changed = ("steps", "method.refine_at", "method.ot_targets", "method.ot_time_limit")
+        _engine_train(config, data, changed)
+    aeot, _ = load_run(refined, dev)
     after, after_se = probe.mse(aeot)
-    rec = [r for r in read_metrics(run_dir) if "rec_loss" in r]
+    rec = [r for r in read_metrics(refined) if "rec_loss" in r]
     return {"model": aeot, "curve": curve, "ae_steps": n_ae, "refine_steps": refine,
             "mse_before": (curve.fids[-1], curve.ses[-1]), "mse_after": (after, after_se),
-            "train_records": rec, "run_dir": run_dir}  # fmt: skip
+            "train_records": rec, "run_dir": refined}  # fmt: skip
+
+
+def _refined_matches(refined: Path, params: dict, steps: int) -> bool:
+    """Whether ``refined`` already holds the refinement of this AE (same params, all steps)."""
+    from otgen.engine.checkpoint import list_checkpoints, load_checkpoint
+
+    if not list_checkpoints(refined / "checkpoints"):
+        return False
+    config = load_checkpoint(_newest(refined)).meta["config"]
+    return config.get("params") == params and config.get("steps") == steps
 
 
 def _newest(run_dir: Path) -> Path:

@@ -2,9 +2,11 @@
 
 Reads every ``curve.json`` that :func:`otgen.reproduce._converge.train_until_flat` saved under
 ``<out>/runs/<profile>/`` and trains nothing. For each run: evaluations so far, the last and
-the best FID, whether the curve is steady (the stop rule, :func:`otgen.utils.claims.
-check_steady`), the training time, and whether *this* code would continue it: a run saved by
-other training code (another source hash) is retrained from scratch.
+the best value of its probe (FID, or an AE's held-out MSE), whether the curve is steady (the
+stop rule, :func:`otgen.utils.claims.check_steady`), the training time, whether it was saved by
+the same training code as this one (another source hash is retrained from scratch; the rest of
+the key, the config and data, is the reproduction's to match) and whether its checkpoint is
+still there (a folder without one starts afresh).
 """
 
 from __future__ import annotations
@@ -14,15 +16,12 @@ from pathlib import Path
 
 from otgen.errors import OTGenError
 
-_COLUMNS = ("run", "evaluations", "step", "FID", "best FID", "steady", "train_min",
-            "this code continues it", "state")  # fmt: skip
+_COLUMNS = ("run", "evaluations", "step", "metric", "best", "steady", "train_min",
+            "same training code", "checkpoint", "state")  # fmt: skip
 
 
 def saved_runs(out_dir: str | Path, profile: str) -> list[dict]:
     """One row per saved curve under ``out_dir/runs/profile`` (sorted by run folder)."""
-    from otgen.reproduce._converge import _source_hash
-    from otgen.utils.claims import check_steady
-
     root = Path(out_dir) / "runs" / profile
     if not root.is_dir():
         raise OTGenError(f"no saved runs of profile {profile!r} under {out_dir} (no {root})")
@@ -30,22 +29,28 @@ def saved_runs(out_dir: str | Path, profile: str) -> list[dict]:
     for path in sorted(root.rglob("curve.json")):
         run = path.parent.relative_to(root).as_posix()
         try:
-            saved = json.loads(path.read_text())
-            steps, fid, se = saved["steps"], saved["fid"], saved["se"]
-        except (OSError, ValueError, KeyError, TypeError):
+            rows.append({"run": run, **_row(json.loads(path.read_text()), path.parent)})
+        except (OSError, ValueError, KeyError, TypeError, IndexError, OTGenError):
             rows.append({"run": run, "state": "unreadable curve.json"})
-            continue
-        if not steps:
-            rows.append({"run": run, "state": "no evaluation yet"})
-            continue
-        conv = check_steady(steps, fid, se)
-        rows.append({
-            "run": run, "evaluations": len(steps), "step": steps[-1],
-            "FID": f"{fid[-1]:.2f} ± {se[-1]:.2f}", "best FID": round(min(fid), 2),
-            "steady": conv.converged, "train_min": round(saved.get("train_seconds", 0) / 60, 1),
-            "this code continues it": saved.get("key", {}).get("source") == _source_hash(),
-        })  # fmt: skip
     return rows
+
+
+def _row(saved: dict, run_dir: Path) -> dict:
+    """One saved curve: ``metric`` is the probe's value (FID, or the AE's held-out MSE)."""
+    from otgen.engine.checkpoint import list_checkpoints
+    from otgen.reproduce._converge import _source_hash
+    from otgen.utils.claims import check_steady
+
+    steps, values, ses = saved["steps"], saved["fid"], saved["se"]
+    if not steps:
+        return {"state": "no evaluation yet"}
+    return {
+        "evaluations": len(steps), "step": steps[-1], "metric": f"{values[-1]:.4g} ± {ses[-1]:.2g}",
+        "best": float(f"{min(values):.4g}"), "steady": check_steady(steps, values, ses).converged,
+        "train_min": round(saved.get("train_seconds", 0) / 60, 1),
+        "same training code": saved["key"].get("source") == _source_hash(),
+        "checkpoint": bool(list_checkpoints(run_dir / "checkpoints")),
+    }  # fmt: skip
 
 
 def status_table(out_dir: str | Path, profile: str) -> str:

@@ -141,22 +141,37 @@ def convergence_from_seeds(
 def check_steady(
     steps: Sequence[int], means: Sequence[float], ses: Sequence[float], *, tol: float = 1.0
 ) -> Convergence:
-    """:func:`check_convergence` made stricter: the last *two* pairs of evaluations must each
-    agree within their standard errors. A single flat pair is what a curve pausing on its way
-    down also shows (session 7: EOTGAN fell 119 -> 107.6 -> 108.0 FID and one pair passed)."""
+    """:func:`check_convergence` made stricter: the last *three* evaluations must agree
+    pairwise within their standard errors (both consecutive pairs and the first with the
+    last, so a slow steady drift does not pass). A single flat pair is what a curve pausing on
+    its way down also shows (session 7: EOTGAN fell 119 -> 107.6 -> 108.0 FID and one pair
+    passed)."""
     conv = check_convergence(steps, means, ses, tol=tol)
     if not conv.converged:
         return conv
-    if len(steps) < 3:
+    if len(conv.steps) < 3:
         why = "fewer than three evaluations"
-    elif not check_convergence(steps[:-1], means[:-1], ses[:-1], tol=tol).converged:
-        prev = (f"step {conv.steps[-3]}: {conv.means[-3]:.4g} ± {conv.ses[-3]:.2g} to step "
-                f"{conv.steps[-2]}: {conv.means[-2]:.4g}")  # fmt: skip
-        why = f"the pair before still moved ({prev})"
     else:
-        return Convergence(True, conv.evidence + ", as did the pair before", conv.steps,
+        why = _third_point_disagrees(conv, tol)
+    if not why:
+        return Convergence(True, conv.evidence + ", as does the evaluation before", conv.steps,
                            conv.means, conv.ses)  # fmt: skip
     return Convergence(False, f"{conv.evidence}; but {why}", conv.steps, conv.means, conv.ses)
+
+
+def _third_point_disagrees(conv: Convergence, tol: float) -> str:
+    """Why the evaluation before the last pair does not agree with both of them ('' if it
+    does)."""
+    (m0, m1, m2), (s0, s1, s2) = conv.means[-3:], conv.ses[-3:]
+    if not (math.isfinite(m0) and math.isfinite(s0)):
+        return f"the evaluation at step {conv.steps[-3]} lacks a finite value or s.e."
+    for other, m, se in ((conv.steps[-2], m1, s1), (conv.steps[-1], m2, s2)):
+        if abs(m - m0) > tol * math.hypot(s0, se):
+            return (
+                f"step {conv.steps[-3]} ({m0:.4g} ± {s0:.2g}) and step {other} ({m:.4g}) "
+                f"differ by {abs(m - m0):.2g} > {tol * math.hypot(s0, se):.2g}"
+            )
+    return ""
 
 
 def steady_convergence(steps: Sequence[int], curves: Sequence[Sequence[float]]) -> Convergence:
