@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--status",
         action="store_true",
-        help="show what the image runs under --out have trained so far (steps, FID, steady, "
-        "whether this code continues them); trains nothing",
+        help="show what the image runs under --out have trained so far (steps, metric, steady, "
+        "whether saved by the same training code, checkpoint present); trains nothing",
     )
     parser.add_argument(
         "--out",

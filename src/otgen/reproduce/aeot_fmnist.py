@@ -47,8 +47,8 @@ from otgen.utils.tables import fmt_mean_se, mean_se
 # flattens before its cap (timed at 1 thread: ~0.03 s per DCGAN / WGAN-GP critic step, ~0.1 s
 # per AE-OT-GAN step, ~3 s per FID evaluation; the 1,500-step baselines of session 5 were
 # still falling 6-24 FID per 250 steps, hence the 40,000-step cap; session 7: the AE cap is
-# 4,800 since the stop rule needs two flat pairs and the AE fell 0.0026 between steps 900 and
-# 1,200 of session 6); "paper": the
+# 4,800 since the stop rule needs three evaluations that agree and the AE fell 0.0026
+# between steps 900 and 1,200 of session 6); "paper": the
 # papers' networks (InfoGAN layout at width 64, latent 64, all 60,000 codes as OT targets,
 # AE-OT-GAN up to 500 epochs) for a GPU. Step counts are engine steps of ``batch`` images
 # (WGAN-GP: critic steps; AE-OT-GAN: one D step + ``g_steps`` G steps).

@@ -74,9 +74,9 @@ PROFILES = {
     "quick": Settings(n_train=2000, batch=32, width=8, max_steps=40, eval_every=20,
                       probe_n=500, mix_n=200, repeats=2, seeds=2, ema=0.0),
     # cap from session 7's curves: at 12,000 steps DCGAN was still falling ~2 FID per 800 and
-    # EOTGAN paused once on its way down (the stop rule now needs two flat pairs); worst case
-    # ~6 h at one thread (~0.07 s per DCGAN, ~0.23 s per EOTGAN step), resumable, and the cap
-    # can be raised later without retraining (it is not part of a run's key)
+    # EOTGAN paused once on its way down (the stop rule now needs three evaluations that
+    # agree); worst case ~6 h at one thread (~0.07 s per DCGAN, ~0.23 s per EOTGAN step),
+    # resumable, and the cap can be raised later without retraining (not part of a run's key)
     "cpu": Settings(n_train=None, batch=64, width=16, max_steps=30_000, eval_every=1000,
                     probe_n=5000, mix_n=2000, repeats=5, seeds=2, ema=0.99),
     "paper": Settings(n_train=None, batch=PAPER_BATCH, width=None,
