@@ -4,8 +4,9 @@ The rule, in the words of the issue: FID-fmnist-net is evaluated every ``eval_ev
 a *fixed* set of ``n`` generated samples (the same latent draws every time, so differences
 between evaluations are the model's, not the sampler's) against a fixed set of real images;
 training stops when the last three evaluations agree pairwise within their standard errors
-(two flat pairs in a row, :func:`otgen.utils.claims.check_steady`: one flat pair is also what a
-curve pausing on its way down shows), or at ``max_steps`` — the stated cap. Whether
+(both consecutive pairs and the first with the last, :func:`otgen.utils.claims.check_steady`:
+one flat pair is also what a curve pausing on its way down shows, and two flat pairs can hide
+a slow drift), or at ``max_steps`` — the stated cap. Whether
 the curve flattened is recorded either way; a model stopped by the cap is "not converged" and
 claims that rest on it stay untested.
 
