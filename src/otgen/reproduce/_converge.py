@@ -320,7 +320,7 @@ def train_until_flat(
 def note_rise(conv: Convergence, steps, fids, ses) -> Convergence:
     """Say so in the evidence when the curve ended clearly above its best point.
 
-    The flatness rule only compares the last two evaluations, so a GAN that degraded and then
+    The steady rule only looks at the last three evaluations, so a GAN that degraded and then
     plateaued (a collapse) passes it; the reader must see that the model was better before."""
     best = int(np.argmin(fids))
     gap = fids[-1] - fids[best]
