@@ -236,13 +236,8 @@ def run(out: Path, profile: str | bool, seed: int, dev: torch.device) -> dict:
     profile = "quick" if s is QUICK else "cpu" if s is CPU else "paper"
     out.mkdir(parents=True, exist_ok=True)
     runs = out / "runs" / profile
-    data = load("fashion-mnist", n=s["n_train"], seed=seed)
-    test = load("fashion-mnist", split="test")
-    perm = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))
-    n = min(s["n_eval"], len(test) // 2)
-    real = replace(test, x=test.x[perm[:n]], y=test.y[perm[:n]])
-    held_out = test.x[perm[n : 2 * n]]
-    probe = FidProbe(real.x, n=n, seed=PROBE_SEED, boot=PROBE_BOOT, device=dev)
+    data, real, held_out, probe = _sets(s, seed, dev)
+    n = probe.n
     evaluator = Evaluator(real, "fmnist-net", device=str(dev))
     floor_set = load("fashion-mnist", n=n, seed=seed + 1).x
     floor = probe.floor(floor_set)
@@ -255,6 +250,55 @@ def run(out: Path, profile: str | bool, seed: int, dev: torch.device) -> dict:
     for ckdir in runs.glob("*/checkpoints"):  # weights do not belong in the results folder
         shutil.rmtree(ckdir, ignore_errors=True)
     return _report(out, s, profile, seed, res, figs)
+
+
+def _sets(s: dict, seed: int, dev):
+    """(training data, the real test set of the metrics, the held-out test images of the
+    reconstruction MSE, the FID probe): the two test sets are disjoint random halves."""
+    data = load("fashion-mnist", n=s["n_train"], seed=seed)
+    test = load("fashion-mnist", split="test")
+    perm = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))
+    n = min(s["n_eval"], len(test) // 2)
+    real = replace(test, x=test.x[perm[:n]], y=test.y[perm[:n]])
+    probe = FidProbe(real.x, n=n, seed=PROBE_SEED, boot=PROBE_BOOT, device=dev)
+    return data, real, test.x[perm[n : 2 * n]], probe
+
+
+def _train_baseline(method: str, s: dict, data, probe, seed: int, dev, runs: Path, log=print):
+    return train_until_flat(
+        method, {"width": s["width"]}, data, probe=probe, batch=s["batch"], seed=seed,
+        device=dev, run_dir=runs / f"{method}-s{seed}", eval_every=s["base_every"],
+        max_steps=s["base_cap"], progress=log,
+    )  # fmt: skip
+
+
+def train_jobs(out: Path, profile: str, seed: int, dev: torch.device) -> list:
+    """The runs :func:`run` trains that can resume, as independent jobs (``otgen reproduce
+    --jobs``): the baselines (the longest runs) and each seed's AE with its refinement and OT
+    solve. AE-OT-GAN is left to :func:`run`: its probe keeps per-evaluation images, so its run
+    always starts afresh (a few minutes at the cpu profile)."""
+    from otgen.reproduce._jobs import TrainJob
+
+    s = _settings(profile)  # the settings travel with each job (a worker imports afresh)
+    seeds = range(seed, seed + s["seeds"])
+    common = {"s": s, "seed0": seed, "dev": dev, "runs": out / "runs" / profile}
+    base = [
+        TrainJob(f"{name} seed {sd}", _baseline_job, {**common, "method": method, "seed": sd})
+        for name, method in BASELINES[::-1]
+        for sd in seeds
+    ]  # WGAN-GP first: 5 D steps / G
+    aeot = [TrainJob(f"AE-OT seed {sd}", _aeot_job, {**common, "seed": sd}) for sd in seeds]
+    return base + aeot
+
+
+def _baseline_job(method: str, seed: int, s: dict, seed0: int, dev, runs: Path) -> None:
+    data, _, _, probe = _sets(s, seed0, dev)
+    _train_baseline(method, s, data, probe, seed, dev, runs)
+
+
+def _aeot_job(seed: int, s: dict, seed0: int, dev, runs: Path) -> None:
+    data, _, held_out, _ = _sets(s, seed0, dev)
+    _train_aeot(s, data, held_out, seed, dev, runs, print)
 
 
 def _one_seed(s, data, held_out, probe, evaluator, seed, dev, runs, figs, fig_dir) -> dict:
@@ -273,11 +317,7 @@ def _one_seed(s, data, held_out, probe, evaluator, seed, dev, runs, figs, fig_di
                "AE-OT-GAN": probe.samples(gan.sample)}  # fmt: skip
     curves = {"AE-OT-GAN": gan_curve}
     for name, method in BASELINES:
-        m, _, curves[name] = train_until_flat(
-            method, {"width": s["width"]}, data, probe=probe, batch=s["batch"], seed=seed,
-            device=dev, run_dir=runs / f"{method}-s{seed}", eval_every=s["base_every"],
-            max_steps=s["base_cap"], progress=log,
-        )  # fmt: skip
+        m, _, curves[name] = _train_baseline(method, s, data, probe, seed, dev, runs, log)
         samples[name] = probe.samples(m.sample)
     scores = {k: _scores(v, evaluator) for k, v in samples.items()}
     if fig_dir is not None:

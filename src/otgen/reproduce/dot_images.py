@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from otgen.data import load
 from otgen.reproduce import check_profile, one_thread, profiled
 from otgen.utils.claims import Convergence
 from otgen.utils.claims import all_converged as joint
@@ -101,22 +102,49 @@ def budget_fraction(s: Settings, label: str) -> float:
 
 
 # -- training -----------------------------------------------------------------------------------
-def train_all(s: Settings, data, probe, seed: int, dev, runs: Path) -> dict[str, list[dict]]:
-    """Every GAN × seed until its FID curve flattens; ``{label: [{method, curve}, ...]}``."""
+def train_one(label: str, s: Settings, data, probe, seed: int, dev, runs: Path) -> dict:
+    """One GAN of one seed until its FID curve flattens: ``{method, curve}``."""
     from otgen.reproduce._converge import train_until_flat
 
-    models: dict[str, list[dict]] = {}
-    for label, (method, extra) in {**GANS, COND: COND_GAN}.items():
-        every, cap = s.steps(label)
-        params = {"arch": "dcgan", **extra, **({} if s.width is None else {"width": s.width})}
-        models[label] = []
-        for i in range(s.seeds):
-            trained, _, curve = train_until_flat(
-                method, params, data, probe=probe, batch=s.batch, seed=seed + i, device=dev,
-                run_dir=runs / f"{_slug(label)}-seed{seed + i}", eval_every=every, max_steps=cap,
-            )  # fmt: skip
-            models[label].append({"method": trained, "curve": curve})
-    return models
+    method, extra = {**GANS, COND: COND_GAN}[label]
+    every, cap = s.steps(label)
+    params = {"arch": "dcgan", **extra, **({} if s.width is None else {"width": s.width})}
+    trained, _, curve = train_until_flat(
+        method, params, data, probe=probe, batch=s.batch, seed=seed, device=dev,
+        run_dir=runs / f"{_slug(label)}-seed{seed}", eval_every=every, max_steps=cap,
+    )  # fmt: skip
+    return {"method": trained, "curve": curve}
+
+
+def train_all(s: Settings, data, probe, seed: int, dev, runs: Path) -> dict[str, list[dict]]:
+    """Every GAN × seed until its FID curve flattens; ``{label: [{method, curve}, ...]}``."""
+    return {label: [train_one(label, s, data, probe, seed + i, dev, runs)
+                    for i in range(s.seeds)] for label in (*GANS, COND)}  # fmt: skip
+
+
+def probe_of(s: Settings, seed: int, dev):
+    """(test images, the convergence probe on them)."""
+    from otgen.reproduce._converge import FidProbe
+
+    test = load("fashion-mnist", split="test").x
+    return test, FidProbe(test, n=s.probe_n, seed=seed + 7, device=dev)
+
+
+def train_jobs(out_dir: Path, profile: str, seed: int, dev: torch.device) -> list:
+    """The runs :func:`run` trains, as independent jobs (``otgen reproduce --jobs``); WGAN-GP
+    first (five critic steps per generator update: the longest runs)."""
+    from otgen.reproduce._jobs import TrainJob
+
+    s = PROFILES[profile]  # the settings travel with each job (a worker imports afresh)
+    return [TrainJob(f"{label} seed {seed + i}", _train_job,
+                     {"label": label, "s": s, "seed": seed, "run_seed": seed + i, "dev": dev,
+                      "runs": out_dir / "runs" / profile})
+            for label in (*GANS, COND) for i in range(s.seeds)]  # fmt: skip
+
+
+def _train_job(label: str, s: Settings, seed: int, run_seed: int, dev, runs: Path) -> None:
+    _, probe = probe_of(s, seed, dev)
+    train_one(label, s, load("fashion-mnist", n=s.n_train, seed=seed), probe, run_seed, dev, runs)
 
 
 def _slug(label: str) -> str:
@@ -355,8 +383,6 @@ def _strip(tables: Any) -> Any:
 def real_floor(probe, seed: int) -> tuple[float, float]:
     """FID (± s.e.) of ``probe.n`` training images against the probe's test set: the value a
     perfect generator would reach at these sample sizes."""
-    from otgen.data import load
-
     real = load("fashion-mnist", n=probe.n, seed=seed + 99).x
     return probe.floor(real)
 
@@ -364,9 +390,7 @@ def real_floor(probe, seed: int) -> tuple[float, float]:
 @one_thread
 @profiled
 def run(out_dir: Path, profile: str | bool, seed: int, dev: torch.device) -> dict:
-    from otgen.data import load
     from otgen.metrics.evaluate import Evaluator
-    from otgen.reproduce._converge import FidProbe
     from otgen.utils.report import write_report
 
     if isinstance(profile, bool):  # the old ``quick`` flag
@@ -375,8 +399,7 @@ def run(out_dir: Path, profile: str | bool, seed: int, dev: torch.device) -> dic
     t_start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load("fashion-mnist", n=s.n_train, seed=seed)
-    test = load("fashion-mnist", split="test").x
-    probe = FidProbe(test, n=s.probe_n, seed=seed + 7, device=dev)
+    test, probe = probe_of(s, seed, dev)
     floor = real_floor(probe, seed)
     models = train_all(s, data, probe, seed, dev, out_dir / "runs" / profile)
     evaluator = Evaluator(test, "fmnist-net", device=dev)

@@ -176,17 +176,40 @@ def _fresh(kind: str, params: dict, spec, seed: int, dev):
         return cls(cls.Config(**params), spec, dev)
 
 
+def _params(s: Settings) -> dict:
+    return {} if s.width is None else {"width": s.width}
+
+
+def _main_run(kind: str, s: Settings, data, probe, seed: int, dev, out_dir: Path, profile: str):
+    """One main run (MBGAN or DCGAN of one seed): (method, records, Curve)."""
+    return _train(kind, _params(s), data, probe, s, seed, dev,
+                  out_dir / "runs" / profile / f"{kind}_seed{seed}", s.eval_every,
+                  s.max_steps)  # fmt: skip
+
+
+def _sweep_run(alpha: float, k: int, s: Settings, data, probe, seed: int, dev, out_dir: Path,
+               profile: str):  # fmt: skip
+    """One sweep run (α, K, seed) with the paper's raw-L1-sum margin: (method, records, Curve)."""
+    params = {**_params(s), "alpha": alpha, "K": k, "margin_norm": "sum"}
+    return _train("mbgan", params, data, probe, s, seed, dev,
+                  out_dir / "runs" / profile / f"sweep_{_tag(alpha, k)}_seed{seed}",
+                  s.sweep_eval_every, s.sweep_steps)  # fmt: skip
+
+
+def _tag(alpha: float, k: int) -> str:
+    return f"alpha{alpha:g}_K{k}"
+
+
 def _main_runs(s: Settings, seed0: int, dev, out_dir: Path, profile: str, ctx: dict) -> dict:
     """Every seed of MBGAN and DCGAN: curves, final FID, probe accuracy; the probe floors."""
-    params = {} if s.width is None else {"width": s.width}
+    params = _params(s)
     res: dict = {"curves": {}, "probe": {}, "fid": {}, "records": {}, "models": {}}
     for i in range(s.seeds):
         seed = seed0 + i
         data = load("fashion-mnist", n=s.n_train, seed=seed)
         for kind, label in MODELS:
-            run_dir = out_dir / "runs" / profile / f"{kind}_seed{seed}"
-            method, records, curve = _train(kind, params, data, ctx["probe"], s, seed, dev,
-                                            run_dir, s.eval_every, s.max_steps)  # fmt: skip
+            method, records, curve = _main_run(kind, s, data, ctx["probe"], seed, dev, out_dir,
+                                               profile)  # fmt: skip
             res["curves"][(label, seed)] = curve
             res["fid"][(label, seed)] = (curve.fids[-1], curve.ses[-1])
             res["records"][(label, seed)] = records
@@ -210,17 +233,13 @@ def _sweeps(s: Settings, seed0: int, dev, out_dir: Path, profile: str, ctx: dict
     from otgen.metrics.coverage import class_coverage
     from otgen.viz.images import save_image_grid
 
-    base = {} if s.width is None else {"width": s.width}
     rows = []
     data = load("fashion-mnist", n=s.n_train, seed=seed0)
     for alpha, k in _sweep_grid(s):
         for i in range(s.sweep_seeds):
             seed = seed0 + i
-            tag = f"alpha{alpha:g}_K{k}"
-            params = {**base, "alpha": alpha, "K": k, "margin_norm": "sum"}
-            method, records, curve = _train("mbgan", params, data, ctx["probe"], s, seed, dev,
-                                            out_dir / "runs" / profile / f"sweep_{tag}_seed{seed}",
-                                            s.sweep_eval_every, s.sweep_steps)  # fmt: skip
+            method, records, curve = _sweep_run(alpha, k, s, data, ctx["probe"], seed, dev,
+                                                out_dir, profile)  # fmt: skip
             fake = ctx["probe"].samples(method.sample)
             cov = class_coverage(ctx["classifier"].logits(fake), ctx["test_labels"])
             active = [r["hinge_active"] for r in records if "hinge_active" in r]
@@ -233,7 +252,8 @@ def _sweeps(s: Settings, seed0: int, dev, out_dir: Path, profile: str, ctx: dict
                 "margin_h": _tail_mean(margins), "evidence": curve.convergence.evidence,
             })  # fmt: skip
             if i == 0:
-                ctx["figures"].append(save_image_grid(fake[:32], out_dir / f"sweep_{tag}.png",
+                ctx["figures"].append(save_image_grid(fake[:32],
+                                                      out_dir / f"sweep_{_tag(alpha, k)}.png",
                                                       nrow=8, scale=2))  # fmt: skip
     for r in rows:
         r["fails"] = _fails(r, ctx)
@@ -313,17 +333,49 @@ def _probe_claim(main: dict, s: Settings, seeds: list[int]):
                       budget=steps * s.batch / _paper_samples(), ours_text=text)  # fmt: skip
 
 
+def _fid_probe(s: Settings, seed: int, dev):
+    """(2·fid_n test images, the FID probe on the first half); the second half is the floor's."""
+    from otgen.reproduce._converge import FidProbe
+
+    test = load("fashion-mnist", split="test", n=2 * s.fid_n, seed=seed)
+    return test, FidProbe(test.x[: s.fid_n], n=s.fid_n, seed=seed + 30_000, device=dev)
+
+
+def train_jobs(out_dir: Path, profile: str, seed: int, dev: torch.device) -> list:
+    """The runs :func:`run` trains, as independent jobs (``otgen reproduce --jobs``): the main
+    runs first (their cap is the larger), then the sweeps."""
+    from otgen.reproduce._jobs import TrainJob
+
+    s = PROFILES[profile]  # the settings travel with each job (a worker imports afresh)
+    common = {"s": s, "profile": profile, "seed0": seed, "dev": dev, "out_dir": out_dir}
+    main = [TrainJob(f"{label} seed {seed + i}", _main_job, {**common, "kind": kind, "i": i})
+            for i in range(s.seeds) for kind, label in MODELS]  # fmt: skip
+    sweeps = [TrainJob(f"MBGAN {_tag(a, k)} seed {seed + i}", _sweep_job,
+                       {**common, "alpha": a, "k": k, "i": i})
+              for a, k in _sweep_grid(s) for i in range(s.sweep_seeds)]  # fmt: skip
+    return main + sweeps
+
+
+def _main_job(kind: str, i: int, s: Settings, profile: str, seed0: int, dev,
+              out_dir: Path) -> None:  # fmt: skip
+    data = load("fashion-mnist", n=s.n_train, seed=seed0 + i)
+    _main_run(kind, s, data, _fid_probe(s, seed0, dev)[1], seed0 + i, dev, out_dir, profile)
+
+
+def _sweep_job(alpha: float, k: int, i: int, s: Settings, profile: str, seed0: int, dev,
+               out_dir: Path) -> None:  # fmt: skip
+    data = load("fashion-mnist", n=s.n_train, seed=seed0)  # the sweeps share seed0's data
+    _sweep_run(alpha, k, s, data, _fid_probe(s, seed0, dev)[1], seed0 + i, dev, out_dir, profile)
+
+
 def _context(s: Settings, seed: int, dev) -> dict:
     """Fixed evaluation sets: FID probe (half the test split), the other half (floor), the
     probe's labelled sets, the classifier; plus the real-vs-real and untrained-G FIDs."""
     from otgen.metrics.features import get_extractor
-    from otgen.reproduce._converge import FidProbe
 
-    test = load("fashion-mnist", split="test", n=2 * s.fid_n, seed=seed)
-    ref, other = test.x[: s.fid_n], test.x[s.fid_n :]
-    probe = FidProbe(ref, n=s.fid_n, seed=seed + 30_000, device=dev)
-    params = {} if s.width is None else {"width": s.width}
-    untrained = _fresh("mbgan", params, test.spec, seed, dev)
+    test, probe = _fid_probe(s, seed, dev)
+    other = test.x[s.fid_n :]
+    untrained = _fresh("mbgan", _params(s), test.spec, seed, dev)
     return {
         "probe": probe,
         "floor": probe.floor(other),
