@@ -126,6 +126,19 @@ def test_images_use_flattened_pixels_and_a_dcgan_generator():
     assert method.sample(3).shape == (3, 1, 28, 28)
 
 
+def test_image_generator_starts_like_dcgans_and_eotgans():
+    # EOT paper §3.3: g "uses the same setting as that of DCGAN and WGAN": N(0, 0.02) weights
+    spec = DataSpec(shape=(1, 28, 28))
+    torch.manual_seed(0)
+    g = EOTGM(Config(latent_dim=100, width=16), spec, CPU).nets["G"]
+    weights = [m.weight for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert 0.015 < torch.cat([w.flatten() for w in weights]).std() < 0.025
+    torch.manual_seed(0)
+    eotgan_g = get_method("eotgan")(get_method("eotgan").Config(width=16), spec, CPU).nets["G"]
+    for a, b in zip(g.state_dict().values(), eotgan_g.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize(
     "kw",
     [

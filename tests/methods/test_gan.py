@@ -333,3 +333,18 @@ def test_one_call_needs_equal_batches_of_whole_packs():
         gan._d_real_fake(D, torch.randn(6, 2), torch.randn(6, 2), None)
     with pytest.raises(OTGenError, match="equal batches"):
         gan._d_real_fake(D, torch.randn(8, 2), torch.randn(4, 2), None)
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "infogan"])
+def test_wgan_gp_critic_scores_each_sample_alone(arch):
+    # The penalty constrains the gradient of one sample's score: no batch norm in the critic
+    # (Gulrajani et al. 2017, §4), so a score does not depend on the rest of the batch.
+    images = DataSpec((1, 28, 28))
+    gan = get_method("wgan-gp")(WGANGPConfig(arch=arch, width=8), images, CPU)
+    D = gan.nets["D"].train()
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules())
+    a, b = torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(D(torch.cat([a, b]))[:4], D(a))
+    assert gan._joint_d
+    dcgan_d = get_method("dcgan")(GANConfig(arch=arch, width=8), images, CPU).nets["D"]
+    assert any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in dcgan_d.modules())

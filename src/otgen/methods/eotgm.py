@@ -41,7 +41,7 @@ from otgen.data.spec import DataSpec
 from otgen.errors import OTGenError
 from otgen.methods._common import check_betas, check_finite_loss, eval_mode
 from otgen.methods.base import Method
-from otgen.nets.dcgan import DCGANGenerator
+from otgen.nets import build_generator as build_network
 from otgen.nets.mlp import MLP
 from otgen.utils.checks import check_choice, check_int, check_positive
 
@@ -111,10 +111,12 @@ def _mlp_generator(spec: DataSpec, cfg: Config) -> nn.Module:
 
 
 def _dcgan_generator(spec: DataSpec, cfg: Config) -> nn.Module:
-    """The DCGAN generator of :mod:`otgen.nets.dcgan` for image data (flattened in the loss)."""
+    """The DCGAN generator of :mod:`otgen.nets.dcgan` for image data (flattened in the loss),
+    with DCGAN's N(0, 0.02) initialisation: EOT paper §3.3, "generator g uses the same setting
+    as that of DCGAN and WGAN" (and EOTGAN's generator is built the same way)."""
     if not spec.is_image:
         raise OTGenError("the dcgan generator needs image data (C, H, W)")
-    return DCGANGenerator(cfg.latent_dim, spec.shape, base=cfg.width or 64)
+    return build_network("dcgan", spec, cfg.latent_dim, width=cfg.width)
 
 
 GENERATORS: dict[str, Callable[[DataSpec, Config], nn.Module]] = {

@@ -259,6 +259,7 @@ class GAN(Method):
             pack=cfg.pack,
             init=cfg.init,
             width=cfg.width,
+            **self._critic_options(cfg),
         )
         self.latent_dim = G.latent_dim
         self._last_g_loss: float | None = None
@@ -359,6 +360,15 @@ class GAN(Method):
     @staticmethod
     def _d(D: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return D(x) if labels is None else D(x, labels)
+
+    def _critic_options(self, cfg: GANConfig) -> dict:
+        """No batch norm in a WGAN-GP critic (Gulrajani et al. 2017, §4): the penalty constrains
+        the gradient of one sample's score, and batch norm makes every score a function of
+        the whole batch. The conv critics (dcgan, infogan) have it by default; the others
+        never do."""
+        if cfg.loss == "wgan-gp" and self.arch in ("dcgan", "infogan"):
+            return {"batchnorm": False}
+        return {}
 
     def _d_real_fake(self, D, real, fake, labels) -> tuple[torch.Tensor, torch.Tensor]:
         """D's outputs on the real and the (equally many) fake samples. A D that scores each

@@ -106,6 +106,8 @@ class DCGANDiscriminator(FeatureDiscriminator):
     of every convolutional layer (DCGAN/MBGAN linear-probe features).
     """
 
+    per_sample = True  # pack -> stages -> head; a batch-norm submodule still rules it out
+
     def __init__(
         self,
         in_shape: tuple[int, int, int],

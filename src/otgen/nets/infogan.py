@@ -75,6 +75,8 @@ class InfoGANDiscriminator(FeatureDiscriminator):
     ``features(x, y)``: the activations of conv1, conv2 and the 1024-unit layer.
     """
 
+    per_sample = True  # pack -> stages -> head; a batch-norm submodule still rules it out
+
     def __init__(
         self,
         in_shape: tuple[int, int, int],
