@@ -6,6 +6,10 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,3 +90,51 @@ def test_parallel_training_gives_the_sequential_report(tmp_path, monkeypatch):
 
     seq, par = curves("seq"), curves("par")
     assert len(seq) == 8 and seq == par
+
+
+def _sleep_then_touch(path: str, seconds: float) -> None:
+    time.sleep(seconds)
+    Path(path).write_text("trained")
+
+
+PARENT = """
+import sys
+from otgen.reproduce._jobs import TrainJob, run_jobs
+from tests.reproduce.test_jobs import _sleep_then_touch
+
+jobs = [TrainJob(str(i), _sleep_then_touch, {"path": f"{sys.argv[1]}/{i}.txt", "seconds": 60})
+        for i in range(2)]
+run_jobs(jobs, 2)
+"""
+
+
+def test_workers_exit_when_the_parent_is_killed(tmp_path: Path):
+    # a parent killed without cleanup (SIGKILL, the end of a session) leaves no orphan training
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)], text=True,
+                              cwd=Path(__file__).parents[2], stdout=subprocess.PIPE,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    assert parent.stdout.readline().startswith("training 2 runs")
+    time.sleep(3)  # the workers are up (they import torch) and sleeping in their jobs
+    workers = _children(parent.pid)
+    assert len(workers) >= 2
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)
+    assert not list(tmp_path.glob("*.txt"))
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat")  # a zombie (exited, not yet reaped by init) is gone
+    return not (status.exists() and status.read_text().split(")")[-1].split()[0] == "Z")

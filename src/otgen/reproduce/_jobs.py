@@ -19,7 +19,10 @@ jobs and trained by ``run``.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,13 +38,24 @@ class TrainJob:
     kwargs: dict = field(default_factory=dict)
 
 
-def _start_worker() -> None:
-    """One intra-op thread per worker (the point of the pool), and line-buffered output so the
-    workers' progress lines reach a log file as they happen."""
+def _start_worker(parent: int) -> None:
+    """One intra-op thread per worker (the point of the pool), line-buffered output so the
+    workers' progress lines reach a log file as they happen, and a watchdog: a parent killed
+    without cleanup (SIGTERM, SIGKILL, the end of a session) must not leave orphans training
+    into run folders that a rerun then trains too."""
     import torch
 
     torch.set_num_threads(1)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """Exit at once when ``parent`` is gone (the worker is re-parented). Checkpoints are
+    written atomically, so a run cut here resumes from its last one."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def _train(job: TrainJob) -> tuple[str, str | None]:
@@ -67,7 +81,8 @@ def run_jobs(jobs: list[TrainJob], workers: int, progress: Callable[[str], None]
     context = multiprocessing.get_context("spawn")
     n = min(workers, len(jobs))
     progress(f"training {len(jobs)} runs in {n} processes")
-    with context.Pool(n, initializer=_start_worker) as pool:  # leaving it terminates workers
+    # leaving the block terminates the workers (after an error or an interrupt too)
+    with context.Pool(n, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
         # chunksize 1: runs are dispatched in the listed order (longest first)
         results = pool.imap_unordered(_train, jobs, chunksize=1)
         for finished, (label, error) in enumerate(results, 1):
