@@ -457,36 +457,51 @@ def _notes(s, profile, evaluator, floor, dot_floor, models, t2, t3) -> str:
         "k_eff(y) per class (seed 0): "
         + ", ".join(f"{v:.3g}" for v in t3[0]["k_per_class"]),
         "Grids: upper half G's samples, lower half the same latents after DOT (seed 0).",
-        DEVIATIONS.format(s=s),
+        _deviations(s, models),
     ])  # fmt: skip
 
 
-DEVIATIONS = """## Deviations from the paper's protocol
+def _deviations(s: Settings, models: dict) -> str:
+    """Every way this run differs from the paper's protocol (DOT paper §4, Tables 1-3, and the
+    reference notes), with the networks as trained (seed 0 of each GAN)."""
+    from otgen.utils.report import method_nets
 
-- Data: Fashion-MNIST 28×28 grey ({s.n_train} training images), not CIFAR-10 / STL-10
-  (Table 1-2) or ImageNet (Table 3); pixels in [−1, 1].
-- Extractor: FID and IS use `fmnist-net`, a small Fashion-MNIST classifier, not Inception-v3;
-  numbers are not comparable with the paper's. DOT's FID/IS use {s.n_eval} generated images
-  against the 10,000 test images (IS over 10 splits); the convergence probe uses {s.probe_n}.
-  The paper's sample sizes for CIFAR-10 / STL-10 are not stated in its main text (ImageNet:
-  reference statistics of all 798,900 training images). FID values at these sample sizes are
-  biased upwards; the real-vs-real floors above are the reference points.
-- Nets: otgen's DCGAN nets for 28×28 with base width {s.width} (None = the DCGAN size), not the
-  SNGAN "standard CNN" for 32×32; no SAGAN / ResNet models (Table 1's other rows). The
-  conditional GAN is a small conditional SNGAN(hinge) with a projection D trained here, not the
-  public pre-trained ImageNet cGAN.
-- Training: batch {s.batch} (paper: 64); at most {s.max_steps} engine steps per GAN (WGAN-GP
-  ×{s.wgan_scale}; an engine step is one critic update and WGAN-GP takes 5 per generator update,
-  so its generator gets {s.wgan_scale}/5 of the others' updates) with early stop when the FID
-  curve flattens, vs SNGAN's 100,000 generator updates
-  (WGAN-GP: 5 critic steps per update); no EMA of G (DOT needs the G that D was trained
-  against); losses, optimisers and learning rates are the presets' (WGAN-GP:
-  Adam 1e-4 (0.5, 0.9), λ = 10, 5 critic steps; SNGAN: Adam 2e-4 (0.5, 0.999), 1 critic step).
-- Table 2: the fixed G is SNGAN(ns) (the paper's: SAGAN of CIFAR-10), with the D of WGAN-GP and
-  SNGAN(hi) of the same seed; no SAGAN discriminators.
-- DOT: latent SGD ε = 0.01 for {s.dot_steps} updates (the paper's CIFAR-10 setting), δ = 0.001,
-  tangent projection g − (g·z)z/√dim; k_eff from {s.k_pairs} pairs × {s.k_repeats} repeats.
-  Table 3: Adam(0.01, 0, 0.9), {s.cond_updates} updates, one trial per k_eff choice per seed
-  (paper: 4 trials of one pre-trained model); per-class k_eff from {s.k_pairs} // 2 pairs.
-- Seeds: {s.seeds} independent trainings per GAN (the paper reports one model per row).
-"""
+    nets = "; ".join(f"{label} {name}: {text}" for label, runs in models.items()
+                     for name, text in method_nets(runs[0]["method"]).items())  # fmt: skip
+    latent = models[FIXED_G][0]["method"].latent_dim
+    items = [
+        f"Data: Fashion-MNIST 28×28 grey ({s.n_train} training images), not CIFAR-10 / STL-10 "
+        "(Tables 1-2) or ImageNet (Table 3); pixels in [−1, 1].",
+        "Extractor: FID and IS use `fmnist-net` (its 128-d fc1 features, its logits), a small "
+        "Fashion-MNIST classifier, not Inception-v3; numbers are not comparable with the "
+        f"paper's. DOT's FID/IS use {s.n_eval} generated images against the 10,000 test images "
+        f"(IS over 10 splits); the convergence probe uses {s.probe_n}. The paper's sample sizes "
+        "for CIFAR-10 / STL-10 are not stated in its main text (ImageNet: reference statistics "
+        "of all 798,900 training images). FID at these sample sizes is biased upwards; the "
+        "real-vs-real floors above are the reference points.",
+        f'Networks, as trained (seed 0): {nets}. The paper: SNGAN\'s "standard CNN" for 32×32 '
+        "(a 7-conv D, a 3-deconv G; its WGAN-GP critic without normalisation) and SAGAN / "
+        "ResNet models (Table 1's other rows, not run here); the conditional GAN is a small "
+        "conditional SNGAN(hinge) with a projection D trained here, not the public pre-trained "
+        f"ImageNet cGAN. z ∈ R^{latent} ~ N(0, I) (the SNGAN models: R^128).",
+        f"Training: batch {s.batch} (paper: {PAPER_BATCH}); at most {s.max_steps} engine steps "
+        f"per GAN (WGAN-GP ×{s.wgan_scale}: an engine step is one critic update and WGAN-GP "
+        f"takes 5 per generator update, so its generator gets {s.wgan_scale}/5 of the others' "
+        "updates) with early stop once the FID curve is steady, vs SNGAN's 100,000 generator "
+        "updates; no EMA of G (DOT needs the G that D was trained against); losses, optimisers "
+        "and learning rates are the presets' (WGAN-GP: Adam 1e-4 (0.5, 0.9), λ = 10, 5 critic "
+        "steps; SNGAN: Adam 2e-4 (0.5, 0.999), 1 critic step). Batch-norm layers (listed "
+        "above) run in eval mode (running statistics) during DOT and k_eff.",
+        f"Table 2: the fixed G is {FIXED_G} (the paper's: SAGAN of CIFAR-10), with the D of "
+        "every other unconditional GAN of the same seed; no SAGAN discriminators.",
+        f"DOT: latent SGD ε = {DOT_LR} for {s.dot_steps} updates (the paper's CIFAR-10 "
+        "setting), δ = 0.001; the exact tangent projection g − (g·z)z/‖z‖² keeps ‖z‖ (Algorithm "
+        '2 prints g − (g·z)z/√D, which does not: `projection="reference"`); k_eff from '
+        f"{s.k_pairs} pairs × {s.k_repeats} repeats, the mean of the repeats' maxima.",
+        f"Table 3: Adam(0.01, 0, 0.9), {', '.join(map(str, s.cond_updates))} updates, one trial "
+        "per k_eff choice per seed (paper: 4 trials of one pre-trained model); per-class "
+        f"k_eff(y) from {max(2, s.k_pairs // 2)} pairs × {s.k_repeats} repeats per class "
+        "(paper: 50 samples per label).",
+        f"Seeds: {s.seeds} independent trainings per GAN (the paper reports one model per row).",
+    ]
+    return "## Deviations from the paper's protocol\n\n" + "\n".join(f"- {i}" for i in items)
