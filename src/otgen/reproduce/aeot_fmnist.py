@@ -40,7 +40,7 @@ from otgen.data import load
 from otgen.reproduce import check_profile, one_thread, profiled
 from otgen.reproduce._converge import FidProbe, train_until_flat
 from otgen.utils.claims import Convergence, all_converged, make_claim, significant
-from otgen.utils.report import write_report
+from otgen.utils.report import method_nets, write_report
 from otgen.utils.tables import fmt_mean_se, mean_se
 
 # Settings per profile. "cpu": at most ~90 CPU-minutes at one thread (2 seeds) if no model
@@ -316,10 +316,14 @@ def _one_seed(s, data, held_out, probe, evaluator, seed, dev, runs, figs, fig_di
     samples = {"AE (reconstructions)": recon, "AE-OT": aeot_samples,
                "AE-OT-GAN": probe.samples(gan.sample)}  # fmt: skip
     curves = {"AE-OT-GAN": gan_curve}
+    baselines = {}
     for name, method in BASELINES:
         m, _, curves[name] = _train_baseline(method, s, data, probe, seed, dev, runs, log)
         samples[name] = probe.samples(m.sample)
+        baselines[name] = m
     scores = {k: _scores(v, evaluator) for k, v in samples.items()}
+    nets = {"AE-OT": method_nets(aeot), "AE-OT-GAN": {"D": method_nets(gan)["D"]},
+            **{name: method_nets(m) for name, m in baselines.items()}}  # fmt: skip
     if fig_dir is not None:
         figs.update(_seed_figures(fig_dir, samples, progress, aeot))
     return {
@@ -330,7 +334,7 @@ def _one_seed(s, data, held_out, probe, evaluator, seed, dev, runs, figs, fig_di
         "curves": curves, "gan_fid0": fid0, "gan_records": gan_records,
         "progress_change": float((progress.generated[-1] - progress.generated[0]).abs().mean()),
         "content_change": _loss_change(gan_records, "content_loss"),
-        "code_change": _loss_change(gan_records, "code_loss"),
+        "code_change": _loss_change(gan_records, "code_loss"), "nets": nets,
     }  # fmt: skip
 
 
@@ -634,38 +638,61 @@ def _notes(s: dict, res: dict) -> str:
         "Singularity figure (AE-OT Fig. 12b analogue; rows: OT map along a cube path across "
         "the largest singular facet, the straight latent segment between its two codes, the "
         f"same for the largest regular facet): {res.get('singularity_paths')}.",
-        "Deviations from the papers' protocol: " + DEVIATIONS,
+        "Deviations from the papers' protocol: " + _deviations(s, seeds[0]["nets"]),
     ]
     return "\n\n".join(lines)
 
 
-DEVIATIONS = (
-    "(1) data: Fashion-MNIST only (the AE-OT paper also has MNIST, CIFAR-10, CelebA; AE-OT-GAN "
-    "reports CelebA / CIFAR-10 / MNIST); "
-    "(2) extractor: FID/PRD/coverage in the fmnist-net feature space (a small Fashion-MNIST "
-    "classifier shipped with otgen), not Inception-v3 — values are not comparable to the "
-    "papers' numbers; PRD from k-means on those features; "
-    "(3) sample sizes: 5,000 generated vs 5,000 test images (papers: 10,000 or more); "
-    "(4) networks (cpu profile): InfoGAN 28×28 layout at width 16 (the papers: 64), latent "
-    "dimension 8 (paper: not stated for Fashion-MNIST; the paper profile uses 64); the same "
-    "width for the DCGAN / WGAN-GP baselines, which in the AE-OT paper are the best runs of "
-    "Lucic et al.'s large-scale study, not our own trainings; "
-    "(5) budget: every model stops when its quality curve flattens or at a cap far below the "
-    "papers' (AE-OT-GAN: 500 epochs in the paper; the AE in the paper is trained until 'the "
-    "L2 loss stops descending', which our held-out-MSE rule stands in for); "
-    "(6) encoder freezing: after the AE curve flattens, the decoder is refined for a fixed "
-    "0.3× the AE steps in the cpu profile, 0.43× in the paper profile (the paper: until the "
-    "loss stops descending again); Table 1 is "
-    "measured as held-out MSE, the paper reports the training loss; "
-    "(7) OT: a subset of the training codes as targets (cpu: 2,000; the paper: all), the "
-    "averaged-gradient solver with Monte Carlo samples to tolerance 0.05 (L1 marginal error) "
-    "or a time limit, not the authors' 100·N samples per iteration; "
-    "(8) generation: the authors' pairwise reference generator (otgen.methods.aeot "
-    "pairwise_codes) rather than the paper's barycentric extended map (which in latent "
-    "dimension 8 maps almost every cube sample to a training code); "
-    "(9) AE-OT-GAN: loss weights and learning rates from the paper's text (no public code); "
-    "discriminator at the generator's width; "
-    "(10) batch size 64 for every model; pixel range [-1, 1]; "
-    "(11) claims' thresholds are ours: 'close' FIDs = within 25%; coverage = lower reverse KL "
-    "than both GANs; PRD = AE-OT's (F8, F1/8) above both GANs' in both coordinates."
-)
+def _deviations(s: dict, nets: dict[str, dict[str, str]]) -> str:
+    """Every way this run differs from the papers' protocols (AE-OT §6, AE-OT-GAN §4, the
+    reference notes), with the networks as trained (the first seed)."""
+    from otgen.methods.aeot import AEOTConfig
+
+    described = "; ".join(f"{model} {name}: {text}" for model, parts in nets.items()
+                          for name, text in parts.items())  # fmt: skip
+    n = s["ot_targets"]
+    samples = min(max(16 * (n or 60_000), 8192), 65536)  # the averaged solver's default
+    cap = s["base_cap"]
+    return (
+        "(1) data: Fashion-MNIST only (the AE-OT paper also has MNIST, CIFAR-10, CelebA; "
+        "AE-OT-GAN reports CelebA / CIFAR-10 / MNIST); pixels in [-1, 1] for every model; "
+        "(2) extractor: FID/PRD/coverage in the fmnist-net feature space (its 128-d fc1 "
+        "features; a small Fashion-MNIST classifier shipped with otgen), not Inception-v3 — "
+        "values are not comparable to the papers' numbers; PRD from k-means on those features; "
+        f"(3) sample sizes: {s['n_eval']:,} generated vs {s['n_eval']:,} test images (papers: "
+        "10,000 or more); "
+        f"(4) networks, as trained: {described}. The AE is the InfoGAN 28×28 layout at width "
+        f"{s['width']} (the papers: 64) with latent dimension {s['latent_dim']} (not stated "
+        "for Fashion-MNIST; the paper profile uses 64); the baselines are otgen's DCGAN 28×28 "
+        "nets with 100-d N(0, I) latents and the presets' optimisers (DCGAN: Adam 2e-4 (0.5, "
+        "0.999); WGAN-GP: Adam 1e-4 (0.5, 0.9), λ = 10, 5 critic steps per generator update) "
+        "— in the AE-OT paper they are the best runs of Lucic et al.'s large-scale study "
+        "(InfoGAN nets), not our own trainings; "
+        "(5) budget: every model stops when its quality curve flattens or at a cap far below "
+        "the papers' (AE-OT-GAN: 500 epochs in the paper; the AE in the paper is trained until "
+        "'the L2 loss stops descending', which our held-out-MSE rule stands in for); "
+        f"WGAN-GP's cap of {cap:,} counts critic steps, i.e. {cap // 5:,} generator updates "
+        f"against DCGAN's {cap:,}; "
+        f"(6) encoder freezing: after the AE curve flattens, the decoder is refined for a fixed "
+        f"{s['refine']:.2g}× the AE steps (the paper: until the loss stops descending again); "
+        "Table 1 is measured as held-out MSE, the paper reports the training loss; "
+        f"(7) OT: {'all' if n is None else f'{n:,}'} training codes as targets (the paper: all), "
+        f"the averaged-gradient solver with {samples:,} Monte Carlo samples per iteration (the "
+        f"paper: 100·N) to tolerance {AEOTConfig.ot_tol} (L1 marginal error), at most "
+        f"{AEOTConfig.ot_max_iter:,} iterations or {s['ot_time_limit']:g} s; "
+        "(8) generation: the authors' pairwise reference generator (otgen.methods.aeot "
+        "pairwise_codes: the 20 supporting planes at a sample, neighbour pairs whose normals "
+        f"make an angle below θ = {AEOTConfig.theta} rad — the AE-OT paper's Fashion-MNIST "
+        "value; the reference code's default is 0.7 — new code 0.25·y_i + 0.75·y_j) rather "
+        "than the paper's barycentric extended map (which in latent dimension 8 maps almost "
+        "every cube sample to a training code), for AE-OT and for the codes AE-OT-GAN "
+        "generates from; "
+        "(9) AE-OT-GAN: the paper's rates, G steps and loss weights are not in its text, so "
+        "they are ours: lr_g 2e-4, lr_d 5e-5 (Adam (0.5, 0.999)), 2 G updates per D update, "
+        "content weight 1, feature weights 1/L per encoder layer, non-saturating loss, 3 "
+        "generated per reconstructed image in the fake batch; discriminator at the "
+        "generator's width; "
+        f"(10) batch size {s['batch']} for every model; "
+        "(11) claims' thresholds are ours: 'close' FIDs = within 25%; coverage = lower reverse "
+        "KL than both GANs; PRD = AE-OT's (F8, F1/8) above both GANs' in both coordinates."
+    )
