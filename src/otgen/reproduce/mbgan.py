@@ -41,7 +41,7 @@ import torch
 from otgen.data import load
 from otgen.reproduce import check_profile, one_thread, profiled
 from otgen.utils.claims import Convergence, all_converged, make_claim, significant
-from otgen.utils.report import write_report
+from otgen.utils.report import method_nets, write_report
 from otgen.utils.tables import mean_se
 
 NAME = "mbgan"
@@ -214,6 +214,8 @@ def _main_runs(s: Settings, seed0: int, dev, out_dir: Path, profile: str, ctx: d
             res["fid"][(label, seed)] = (curve.fids[-1], curve.ses[-1])
             res["records"][(label, seed)] = records
             res["models"][(label, seed)] = method
+            if i == 0:  # the networks as trained, for the report's deviations
+                ctx["nets"][label] = method_nets(method)
             res["probe"][(label, seed)] = _probe(method.discriminator, ctx["probe_tr"],
                                                  ctx["probe_te"], seed)  # fmt: skip
             fresh = _fresh(kind, params, data.spec, seed, dev)
@@ -386,6 +388,7 @@ def _context(s: Settings, seed: int, dev) -> dict:
         "probe_tr": load("fashion-mnist", n=s.probe_train, seed=seed + 1),
         "probe_te": load("fashion-mnist", split="test", n=s.probe_test, seed=seed + 2),
         "figures": [],
+        "nets": {},
     }
 
 
@@ -540,18 +543,24 @@ def _notes(s: Settings, profile: str, main: dict, sweep: list[dict], seeds, ctx:
         "Inception (the paper reports no FID at all; the stopping rule is issue 16's); "
         f"(3) network size: the DCGAN nets for 28x28 have two stride-2 layers each — D: conv "
         f"{w} → {2 * w} channels (28 → 14 → 7), then FC to K = 500; G: FC to {2 * w}x7x7, "
-        f"up-convs to {w} and 1 channel (7 → 14 → 28) — where the paper's nets have four "
-        "conv layers, 64 → 512 channels (Tables 1-2; 64x64 CelebA, 32x32 CIFAR-10/SVHN); "
-        f"{c.kernel}x{c.kernel} kernels, LeakyReLU in G as in Table 1; the DCGAN baseline is "
-        "the `dcgan` preset (4x4 kernels, non-saturating loss, N(0, I) latents) at the same "
-        "width; "
+        f"up-convs to {w} and 1 channel (7 → 14 → 28); as trained (seed {seeds[0]}): "
+        + "; ".join(f"{m} {k}: {v}" for m, parts in ctx["nets"].items() for k, v in parts.items())
+        + ". The paper's G has five 5×5 up-convolutions (100-d noise → 512 → 256 → 128 → 64 → "
+        "3 channels) and its D four 5×5 convolutions (64 → 512 channels) then an FC layer to "
+        "K = 500 (Tables 1-2; 64x64 CelebA; 32x32 CIFAR-10/SVHN with one stride changed to 1), "
+        "with batch norm and LeakyReLU after every layer; ours, as DCGAN's, has no batch norm "
+        "on D's first convolution and neither batch norm nor activation on G's output layer "
+        f"(before tanh); {c.kernel}x{c.kernel} kernels, LeakyReLU in G as in Table 1; the "
+        "DCGAN baseline is the `dcgan` preset (4x4 kernels, non-saturating loss, N(0, I) "
+        "latents) at the same width; "
         f"(4) batch {s.batch} (paper 128) and training length: until the FID curve flattens or "
         f"{s.max_steps} steps (paper: unstated); "
         "(5) latent prior z ~ U(−1, 1)^100 instead of the paper's U(0, 1)^100 (with the DCGAN "
         "generator U(0, 1) collapses; `benchmarks/studies/mbgan_collapse.py`, "
         "docs/mbgan.md); "
-        f"(6) generator EMA (decay {s.ema:g}) for sampling and FID — not in the paper; the "
-        "probe reads the raw D; "
+        f"(6) generator EMA (decay {s.ema:g}, averaging from step {s.ema_start}; before "
+        "that it copies the weights) for sampling and FID — not in the paper; the probe reads "
+        "the raw D; "
         "(7) update rule: one D step then one G step (the paper's N is unstated); triplets "
         "from one batch (x_j = the next image of the shuffled batch, B negatives G(z)); the "
         "margin h carries no gradient; losses averaged over triplets; Adam 2e-4, β1 = 0.5 as "
@@ -562,7 +571,8 @@ def _notes(s: Settings, profile: str, main: dict, sweep: list[dict], seeds, ctx:
         f"here 4x4 x ({w} + {2 * w}) channels = {48 * w}), pooled over all conv layers as in "
         "DCGAN; "
         f"(10) sweeps: {len(s.alphas)} α and {len(s.ks)} K values (paper: 4 each), "
-        f"{s.sweep_seeds} seed(s), {s.sweep_steps} steps, Fashion-MNIST instead of CIFAR-10; "
+        f"{s.sweep_seeds} seed(s), each until its FID curve is steady or a cap of "
+        f"{s.sweep_steps} steps, Fashion-MNIST instead of CIFAR-10; "
         "failure is measured (FID/coverage/diversity), not judged from images; "
         "(11) the conditional MBGAN (§3.3) and the CelebA interpolation are not rerun; "
         "interpolation is shown on Fashion-MNIST.",
