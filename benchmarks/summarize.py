@@ -55,7 +55,7 @@ def load_reports(root: Path = RESULTS) -> list[dict[str, Any]]:
         md = path.with_suffix(".md")
         rel = (md if md.exists() else path).relative_to(root).as_posix()
         reports.append({"path": path, "link": rel, "payload": payload,
-                        "status": report_status(payload.get("provenance"), payload)})  # fmt: skip
+                        "status": report_status(payload)})  # fmt: skip
     return reports
 
 
@@ -68,14 +68,15 @@ def _in_history(commit: str) -> bool:
     return res.returncode == 0
 
 
-def report_status(prov: Any, payload: dict | None = None) -> str:
+def report_status(payload: dict) -> str:
     """ "ok", "ok (dirty tree)" or "stale — regenerate" (no provenance / unknown commit / a
     curve the report counted as converged that today's rule does not accept)."""
+    prov = payload.get("provenance")
     if not is_complete(prov):
         return "stale — regenerate (no provenance: older code)"
     if not _in_history(prov["commit"]):
         return "stale — regenerate (commit not in history)"
-    unsteady = unsteady_curves(payload or {})
+    unsteady = unsteady_curves(payload)
     if unsteady:
         return (f"stale — regenerate ({len(unsteady)} curve(s) it counted as converged are not "
                 "steady under today's rule, otgen.utils.claims.check_steady)")  # fmt: skip

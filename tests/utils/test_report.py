@@ -80,3 +80,46 @@ def test_markdown_table_escapes_pipes_inside_cells():
     # an unescaped "|" would split the row into more cells than the header has
     assert body.replace("\\|", "").count("|") == table.splitlines()[0].count("|")
     assert "\\|x − y\\|" in body
+
+
+def test_layer_summary_lists_weighted_layers_in_call_order():
+    import torch
+    from torch import nn
+
+    from otgen.utils.report import layer_summary
+
+    class Net(nn.Module):  # registered out of call order, as the DCGAN generator is
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(8, 1)
+            self.norm = nn.BatchNorm1d(8)
+            self.body = nn.utils.parametrizations.spectral_norm(nn.Linear(3, 8))
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.head(self.act(self.norm(self.body(x))))
+
+    net = Net().train()
+    text = layer_summary(net, torch.randn(2, 3))
+    assert text == "Linear 3→8 SN, BN, Linear 8→1 (57 parameters)"
+    assert net.training  # the summary's eval-mode pass leaves the mode as it was
+    conv = nn.Sequential(nn.Conv2d(1, 4, 4, 2, 1), nn.ConvTranspose2d(4, 1, 4, 2, 1))
+    assert layer_summary(conv, torch.randn(1, 1, 8, 8)).startswith("Conv 1→4 4×4/2, ConvT 4→1")
+
+
+def test_method_nets_describes_each_net_and_never_raises():
+    import torch
+    from torch import nn
+
+    from otgen.data.spec import DataSpec
+    from otgen.methods import get_method
+    from otgen.utils.report import method_nets
+
+    spec = DataSpec((1, 28, 28), num_classes=10)
+    cls = get_method("sngan")
+    gan = cls(cls.Config(arch="dcgan", width=8, conditional=True), spec, torch.device("cpu"))
+    nets = method_nets(gan)
+    assert nets["G"].startswith("Linear 100→784") and "Embedding 10×16" in nets["G"]
+    assert nets["D"].startswith("Conv 1→8 4×4/2 SN")
+    gan.nets["X"] = nn.Linear(3, 1)  # reads neither latents nor images
+    assert method_nets(gan)["X"].startswith("(no summary: TypeError")

@@ -30,13 +30,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--status",
         action="store_true",
-        help="show what the image runs under --out have trained so far (steps, FID, steady, "
-        "whether this code continues them); trains nothing",
+        help="show what the image runs under --out have trained so far (steps, metric, steady, "
+        "whether saved by the same training code, checkpoint present); trains nothing",
     )
     parser.add_argument(
         "--out",
         default=None,
         help="output folder (default benchmarks/results/<name>; for 'all' the parent folder)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train the experiment's independent runs (models x seeds) in this many processes, "
+        "one thread each, before writing the report (image experiments; default 1)",
     )
     add_device_seed(parser)
 
@@ -51,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
     if args.quick and args.profile not in (None, "quick"):
         raise OTGenError(f"--quick contradicts --profile {args.profile}")
     profile = "quick" if args.quick else (args.profile or "cpu")
+    if args.jobs < 1:
+        raise OTGenError(f"--jobs must be >= 1 (got {args.jobs})")
+    if args.jobs != 1 and args.name == "all":
+        raise OTGenError("--jobs is for one image experiment, not 'all'")
     if args.status:
         from otgen.reproduce.status import status_table
 
@@ -67,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         out = args.out or f"benchmarks/results/{args.name}"
-        summary = run_experiment(args.name, out, profile, args.seed, args.device)
+        summary = run_experiment(args.name, out, profile, args.seed, args.device, args.jobs)
     print(f"wrote results to {out}")
     for key, value in (summary or {}).items():
         print(f"  {key}: {value}")

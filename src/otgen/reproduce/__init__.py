@@ -119,12 +119,29 @@ def check_profile(profile: str) -> str:
     return profile
 
 
-def run_experiment(name: str, out: str, profile: str, seed: int, device: str) -> dict:
+def run_experiment(name: str, out: str, profile: str, seed: int, device: str,
+                   jobs: int = 1) -> dict:  # fmt: skip
     """Run one experiment with a profile; runners without profiles get ``quick`` (their
-    non-quick settings stand for both "cpu" and "paper")."""
+    non-quick settings stand for both "cpu" and "paper"). ``jobs`` > 1: first train the
+    experiment's independent runs in that many processes (:mod:`otgen.reproduce._jobs`)."""
     fn = get(name)
+    if jobs != 1:
+        from otgen.reproduce._jobs import run_jobs
+
+        module = importlib.import_module(f"{__name__}.{EXPERIMENTS[name][0]}")
+        plan = getattr(module, "train_jobs", None)
+        if plan is None:
+            raise OTGenError(f"{name} trains in one process; --jobs is for the image "
+                             f"experiments ({', '.join(parallel_experiments())})")  # fmt: skip
+        run_jobs(plan(Path(out), check_profile(profile), seed, resolve_device(device)), jobs)
     arg: str | bool = profile if getattr(fn, "profiles", False) else profile == "quick"
     return fn(out, arg, seed, device)
+
+
+def parallel_experiments() -> list[str]:
+    """Experiments whose runs ``--jobs`` can spread over processes (those with ``train_jobs``)."""
+    return [name for name, (module, _, _) in sorted(EXPERIMENTS.items())
+            if hasattr(importlib.import_module(f"{__name__}.{module}"), "train_jobs")]  # fmt: skip
 
 
 def done_marker(out: str | Path, profile: str) -> Path:

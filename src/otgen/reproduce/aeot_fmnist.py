@@ -40,15 +40,15 @@ from otgen.data import load
 from otgen.reproduce import check_profile, one_thread, profiled
 from otgen.reproduce._converge import FidProbe, train_until_flat
 from otgen.utils.claims import Convergence, all_converged, make_claim, significant
-from otgen.utils.report import write_report
+from otgen.utils.report import method_nets, write_report
 from otgen.utils.tables import fmt_mean_se, mean_se
 
 # Settings per profile. "cpu": at most ~90 CPU-minutes at one thread (2 seeds) if no model
 # flattens before its cap (timed at 1 thread: ~0.03 s per DCGAN / WGAN-GP critic step, ~0.1 s
 # per AE-OT-GAN step, ~3 s per FID evaluation; the 1,500-step baselines of session 5 were
 # still falling 6-24 FID per 250 steps, hence the 40,000-step cap; session 7: the AE cap is
-# 4,800 since the stop rule needs two flat pairs and the AE fell 0.0026 between steps 900 and
-# 1,200 of session 6); "paper": the
+# 4,800 since the stop rule needs three evaluations that agree and the AE fell 0.0026
+# between steps 900 and 1,200 of session 6); "paper": the
 # papers' networks (InfoGAN layout at width 64, latent 64, all 60,000 codes as OT targets,
 # AE-OT-GAN up to 500 epochs) for a GPU. Step counts are engine steps of ``batch`` images
 # (WGAN-GP: critic steps; AE-OT-GAN: one D step + ``g_steps`` G steps).
@@ -236,13 +236,8 @@ def run(out: Path, profile: str | bool, seed: int, dev: torch.device) -> dict:
     profile = "quick" if s is QUICK else "cpu" if s is CPU else "paper"
     out.mkdir(parents=True, exist_ok=True)
     runs = out / "runs" / profile
-    data = load("fashion-mnist", n=s["n_train"], seed=seed)
-    test = load("fashion-mnist", split="test")
-    perm = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))
-    n = min(s["n_eval"], len(test) // 2)
-    real = replace(test, x=test.x[perm[:n]], y=test.y[perm[:n]])
-    held_out = test.x[perm[n : 2 * n]]
-    probe = FidProbe(real.x, n=n, seed=PROBE_SEED, boot=PROBE_BOOT, device=dev)
+    data, real, held_out, probe = _sets(s, seed, dev)
+    n = probe.n
     evaluator = Evaluator(real, "fmnist-net", device=str(dev))
     floor_set = load("fashion-mnist", n=n, seed=seed + 1).x
     floor = probe.floor(floor_set)
@@ -255,6 +250,55 @@ def run(out: Path, profile: str | bool, seed: int, dev: torch.device) -> dict:
     for ckdir in runs.glob("*/checkpoints"):  # weights do not belong in the results folder
         shutil.rmtree(ckdir, ignore_errors=True)
     return _report(out, s, profile, seed, res, figs)
+
+
+def _sets(s: dict, seed: int, dev):
+    """(training data, the real test set of the metrics, the held-out test images of the
+    reconstruction MSE, the FID probe): the two test sets are disjoint random halves."""
+    data = load("fashion-mnist", n=s["n_train"], seed=seed)
+    test = load("fashion-mnist", split="test")
+    perm = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))
+    n = min(s["n_eval"], len(test) // 2)
+    real = replace(test, x=test.x[perm[:n]], y=test.y[perm[:n]])
+    probe = FidProbe(real.x, n=n, seed=PROBE_SEED, boot=PROBE_BOOT, device=dev)
+    return data, real, test.x[perm[n : 2 * n]], probe
+
+
+def _train_baseline(method: str, s: dict, data, probe, seed: int, dev, runs: Path, log=print):
+    return train_until_flat(
+        method, {"width": s["width"]}, data, probe=probe, batch=s["batch"], seed=seed,
+        device=dev, run_dir=runs / f"{method}-s{seed}", eval_every=s["base_every"],
+        max_steps=s["base_cap"], progress=log,
+    )  # fmt: skip
+
+
+def train_jobs(out: Path, profile: str, seed: int, dev: torch.device) -> list:
+    """The runs :func:`run` trains that can resume, as independent jobs (``otgen reproduce
+    --jobs``): the baselines (the longest runs) and each seed's AE with its refinement and OT
+    solve. AE-OT-GAN is left to :func:`run`: its probe keeps per-evaluation images, so its run
+    always starts afresh (a few minutes at the cpu profile)."""
+    from otgen.reproduce._jobs import TrainJob
+
+    s = _settings(profile)  # the settings travel with each job (a worker imports afresh)
+    seeds = range(seed, seed + s["seeds"])
+    common = {"s": s, "seed0": seed, "dev": dev, "runs": out / "runs" / profile}
+    base = [
+        TrainJob(f"{name} seed {sd}", _baseline_job, {**common, "method": method, "seed": sd})
+        for name, method in BASELINES[::-1]
+        for sd in seeds
+    ]  # WGAN-GP first: 5 D steps / G
+    aeot = [TrainJob(f"AE-OT seed {sd}", _aeot_job, {**common, "seed": sd}) for sd in seeds]
+    return base + aeot
+
+
+def _baseline_job(method: str, seed: int, s: dict, seed0: int, dev, runs: Path) -> None:
+    data, _, _, probe = _sets(s, seed0, dev)
+    _train_baseline(method, s, data, probe, seed, dev, runs)
+
+
+def _aeot_job(seed: int, s: dict, seed0: int, dev, runs: Path) -> None:
+    data, _, held_out, _ = _sets(s, seed0, dev)
+    _train_aeot(s, data, held_out, seed, dev, runs, print)
 
 
 def _one_seed(s, data, held_out, probe, evaluator, seed, dev, runs, figs, fig_dir) -> dict:
@@ -272,14 +316,14 @@ def _one_seed(s, data, held_out, probe, evaluator, seed, dev, runs, figs, fig_di
     samples = {"AE (reconstructions)": recon, "AE-OT": aeot_samples,
                "AE-OT-GAN": probe.samples(gan.sample)}  # fmt: skip
     curves = {"AE-OT-GAN": gan_curve}
+    baselines = {}
     for name, method in BASELINES:
-        m, _, curves[name] = train_until_flat(
-            method, {"width": s["width"]}, data, probe=probe, batch=s["batch"], seed=seed,
-            device=dev, run_dir=runs / f"{method}-s{seed}", eval_every=s["base_every"],
-            max_steps=s["base_cap"], progress=log,
-        )  # fmt: skip
+        m, _, curves[name] = _train_baseline(method, s, data, probe, seed, dev, runs, log)
         samples[name] = probe.samples(m.sample)
+        baselines[name] = m
     scores = {k: _scores(v, evaluator) for k, v in samples.items()}
+    nets = {"AE-OT": method_nets(aeot), "AE-OT-GAN": {"D": method_nets(gan)["D"]},
+            **{name: method_nets(m) for name, m in baselines.items()}}  # fmt: skip
     if fig_dir is not None:
         figs.update(_seed_figures(fig_dir, samples, progress, aeot))
     return {
@@ -290,7 +334,7 @@ def _one_seed(s, data, held_out, probe, evaluator, seed, dev, runs, figs, fig_di
         "curves": curves, "gan_fid0": fid0, "gan_records": gan_records,
         "progress_change": float((progress.generated[-1] - progress.generated[0]).abs().mean()),
         "content_change": _loss_change(gan_records, "content_loss"),
-        "code_change": _loss_change(gan_records, "code_loss"),
+        "code_change": _loss_change(gan_records, "code_loss"), "nets": nets,
     }  # fmt: skip
 
 
@@ -594,38 +638,61 @@ def _notes(s: dict, res: dict) -> str:
         "Singularity figure (AE-OT Fig. 12b analogue; rows: OT map along a cube path across "
         "the largest singular facet, the straight latent segment between its two codes, the "
         f"same for the largest regular facet): {res.get('singularity_paths')}.",
-        "Deviations from the papers' protocol: " + DEVIATIONS,
+        "Deviations from the papers' protocol: " + _deviations(s, seeds[0]["nets"]),
     ]
     return "\n\n".join(lines)
 
 
-DEVIATIONS = (
-    "(1) data: Fashion-MNIST only (the AE-OT paper also has MNIST, CIFAR-10, CelebA; AE-OT-GAN "
-    "reports CelebA / CIFAR-10 / MNIST); "
-    "(2) extractor: FID/PRD/coverage in the fmnist-net feature space (a small Fashion-MNIST "
-    "classifier shipped with otgen), not Inception-v3 — values are not comparable to the "
-    "papers' numbers; PRD from k-means on those features; "
-    "(3) sample sizes: 5,000 generated vs 5,000 test images (papers: 10,000 or more); "
-    "(4) networks (cpu profile): InfoGAN 28×28 layout at width 16 (the papers: 64), latent "
-    "dimension 8 (paper: not stated for Fashion-MNIST; the paper profile uses 64); the same "
-    "width for the DCGAN / WGAN-GP baselines, which in the AE-OT paper are the best runs of "
-    "Lucic et al.'s large-scale study, not our own trainings; "
-    "(5) budget: every model stops when its quality curve flattens or at a cap far below the "
-    "papers' (AE-OT-GAN: 500 epochs in the paper; the AE in the paper is trained until 'the "
-    "L2 loss stops descending', which our held-out-MSE rule stands in for); "
-    "(6) encoder freezing: after the AE curve flattens, the decoder is refined for a fixed "
-    "0.3× the AE steps in the cpu profile, 0.43× in the paper profile (the paper: until the "
-    "loss stops descending again); Table 1 is "
-    "measured as held-out MSE, the paper reports the training loss; "
-    "(7) OT: a subset of the training codes as targets (cpu: 2,000; the paper: all), the "
-    "averaged-gradient solver with Monte Carlo samples to tolerance 0.05 (L1 marginal error) "
-    "or a time limit, not the authors' 100·N samples per iteration; "
-    "(8) generation: the authors' pairwise reference generator (otgen.methods.aeot "
-    "pairwise_codes) rather than the paper's barycentric extended map (which in latent "
-    "dimension 8 maps almost every cube sample to a training code); "
-    "(9) AE-OT-GAN: loss weights and learning rates from the paper's text (no public code); "
-    "discriminator at the generator's width; "
-    "(10) batch size 64 for every model; pixel range [-1, 1]; "
-    "(11) claims' thresholds are ours: 'close' FIDs = within 25%; coverage = lower reverse KL "
-    "than both GANs; PRD = AE-OT's (F8, F1/8) above both GANs' in both coordinates."
-)
+def _deviations(s: dict, nets: dict[str, dict[str, str]]) -> str:
+    """Every way this run differs from the papers' protocols (AE-OT §6, AE-OT-GAN §4, the
+    reference notes), with the networks as trained (the first seed)."""
+    from otgen.methods.aeot import AEOTConfig
+
+    described = "; ".join(f"{model} {name}: {text}" for model, parts in nets.items()
+                          for name, text in parts.items())  # fmt: skip
+    n = s["ot_targets"]
+    samples = min(max(16 * (n or 60_000), 8192), 65536)  # the averaged solver's default
+    cap = s["base_cap"]
+    return (
+        "(1) data: Fashion-MNIST only (the AE-OT paper also has MNIST, CIFAR-10, CelebA; "
+        "AE-OT-GAN reports CelebA / CIFAR-10 / MNIST); pixels in [-1, 1] for every model; "
+        "(2) extractor: FID/PRD/coverage in the fmnist-net feature space (its 128-d fc1 "
+        "features; a small Fashion-MNIST classifier shipped with otgen), not Inception-v3 — "
+        "values are not comparable to the papers' numbers; PRD from k-means on those features; "
+        f"(3) sample sizes: {s['n_eval']:,} generated vs {s['n_eval']:,} test images (papers: "
+        "10,000 or more); "
+        f"(4) networks, as trained: {described}. The AE is the InfoGAN 28×28 layout at width "
+        f"{s['width']} (the papers: 64) with latent dimension {s['latent_dim']} (not stated "
+        "for Fashion-MNIST; the paper profile uses 64); the baselines are otgen's DCGAN 28×28 "
+        "nets with 100-d N(0, I) latents and the presets' optimisers (DCGAN: Adam 2e-4 (0.5, "
+        "0.999); WGAN-GP: Adam 1e-4 (0.5, 0.9), λ = 10, 5 critic steps per generator update) "
+        "— in the AE-OT paper they are the best runs of Lucic et al.'s large-scale study "
+        "(InfoGAN nets), not our own trainings; "
+        "(5) budget: every model stops when its quality curve flattens or at a cap far below "
+        "the papers' (AE-OT-GAN: 500 epochs in the paper; the AE in the paper is trained until "
+        "'the L2 loss stops descending', which our held-out-MSE rule stands in for); "
+        f"WGAN-GP's cap of {cap:,} counts critic steps, i.e. {cap // 5:,} generator updates "
+        f"against DCGAN's {cap:,}; "
+        f"(6) encoder freezing: after the AE curve flattens, the decoder is refined for a fixed "
+        f"{s['refine']:.2g}× the AE steps (the paper: until the loss stops descending again); "
+        "Table 1 is measured as held-out MSE, the paper reports the training loss; "
+        f"(7) OT: {'all' if n is None else f'{n:,}'} training codes as targets (the paper: all), "
+        f"the averaged-gradient solver with {samples:,} Monte Carlo samples per iteration (the "
+        f"paper: 100·N) to tolerance {AEOTConfig.ot_tol} (L1 marginal error), at most "
+        f"{AEOTConfig.ot_max_iter:,} iterations or {s['ot_time_limit']:g} s; "
+        "(8) generation: the authors' pairwise reference generator (otgen.methods.aeot "
+        "pairwise_codes: the 20 supporting planes at a sample, neighbour pairs whose normals "
+        f"make an angle below θ = {AEOTConfig.theta} rad — the AE-OT paper's Fashion-MNIST "
+        "value; the reference code's default is 0.7 — new code 0.25·y_i + 0.75·y_j) rather "
+        "than the paper's barycentric extended map (which in latent dimension 8 maps almost "
+        "every cube sample to a training code), for AE-OT and for the codes AE-OT-GAN "
+        "generates from; "
+        "(9) AE-OT-GAN: the paper's rates, G steps and loss weights are not in its text, so "
+        "they are ours: lr_g 2e-4, lr_d 5e-5 (Adam (0.5, 0.999)), 2 G updates per D update, "
+        "content weight 1, feature weights 1/L per encoder layer, non-saturating loss, 3 "
+        "generated per reconstructed image in the fake batch; discriminator at the "
+        "generator's width; "
+        f"(10) batch size {s['batch']} for every model; "
+        "(11) claims' thresholds are ours: 'close' FIDs = within 25%; coverage = lower reverse "
+        "KL than both GANs; PRD = AE-OT's (F8, F1/8) above both GANs' in both coordinates."
+    )

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from otgen.data import load
 from otgen.reproduce import check_profile, one_thread, profiled
 from otgen.utils.claims import Convergence
 from otgen.utils.claims import all_converged as joint
@@ -101,22 +102,49 @@ def budget_fraction(s: Settings, label: str) -> float:
 
 
 # -- training -----------------------------------------------------------------------------------
-def train_all(s: Settings, data, probe, seed: int, dev, runs: Path) -> dict[str, list[dict]]:
-    """Every GAN × seed until its FID curve flattens; ``{label: [{method, curve}, ...]}``."""
+def train_one(label: str, s: Settings, data, probe, seed: int, dev, runs: Path) -> dict:
+    """One GAN of one seed until its FID curve flattens: ``{method, curve}``."""
     from otgen.reproduce._converge import train_until_flat
 
-    models: dict[str, list[dict]] = {}
-    for label, (method, extra) in {**GANS, COND: COND_GAN}.items():
-        every, cap = s.steps(label)
-        params = {"arch": "dcgan", **extra, **({} if s.width is None else {"width": s.width})}
-        models[label] = []
-        for i in range(s.seeds):
-            trained, _, curve = train_until_flat(
-                method, params, data, probe=probe, batch=s.batch, seed=seed + i, device=dev,
-                run_dir=runs / f"{_slug(label)}-seed{seed + i}", eval_every=every, max_steps=cap,
-            )  # fmt: skip
-            models[label].append({"method": trained, "curve": curve})
-    return models
+    method, extra = {**GANS, COND: COND_GAN}[label]
+    every, cap = s.steps(label)
+    params = {"arch": "dcgan", **extra, **({} if s.width is None else {"width": s.width})}
+    trained, _, curve = train_until_flat(
+        method, params, data, probe=probe, batch=s.batch, seed=seed, device=dev,
+        run_dir=runs / f"{_slug(label)}-seed{seed}", eval_every=every, max_steps=cap,
+    )  # fmt: skip
+    return {"method": trained, "curve": curve}
+
+
+def train_all(s: Settings, data, probe, seed: int, dev, runs: Path) -> dict[str, list[dict]]:
+    """Every GAN × seed until its FID curve flattens; ``{label: [{method, curve}, ...]}``."""
+    return {label: [train_one(label, s, data, probe, seed + i, dev, runs)
+                    for i in range(s.seeds)] for label in (*GANS, COND)}  # fmt: skip
+
+
+def probe_of(s: Settings, seed: int, dev):
+    """(test images, the convergence probe on them)."""
+    from otgen.reproduce._converge import FidProbe
+
+    test = load("fashion-mnist", split="test").x
+    return test, FidProbe(test, n=s.probe_n, seed=seed + 7, device=dev)
+
+
+def train_jobs(out_dir: Path, profile: str, seed: int, dev: torch.device) -> list:
+    """The runs :func:`run` trains, as independent jobs (``otgen reproduce --jobs``); WGAN-GP
+    first (five critic steps per generator update: the longest runs)."""
+    from otgen.reproduce._jobs import TrainJob
+
+    s = PROFILES[profile]  # the settings travel with each job (a worker imports afresh)
+    return [TrainJob(f"{label} seed {seed + i}", _train_job,
+                     {"label": label, "s": s, "seed": seed, "run_seed": seed + i, "dev": dev,
+                      "runs": out_dir / "runs" / profile})
+            for label in (*GANS, COND) for i in range(s.seeds)]  # fmt: skip
+
+
+def _train_job(label: str, s: Settings, seed: int, run_seed: int, dev, runs: Path) -> None:
+    _, probe = probe_of(s, seed, dev)
+    train_one(label, s, load("fashion-mnist", n=s.n_train, seed=seed), probe, run_seed, dev, runs)
 
 
 def _slug(label: str) -> str:
@@ -355,8 +383,6 @@ def _strip(tables: Any) -> Any:
 def real_floor(probe, seed: int) -> tuple[float, float]:
     """FID (± s.e.) of ``probe.n`` training images against the probe's test set: the value a
     perfect generator would reach at these sample sizes."""
-    from otgen.data import load
-
     real = load("fashion-mnist", n=probe.n, seed=seed + 99).x
     return probe.floor(real)
 
@@ -364,9 +390,7 @@ def real_floor(probe, seed: int) -> tuple[float, float]:
 @one_thread
 @profiled
 def run(out_dir: Path, profile: str | bool, seed: int, dev: torch.device) -> dict:
-    from otgen.data import load
     from otgen.metrics.evaluate import Evaluator
-    from otgen.reproduce._converge import FidProbe
     from otgen.utils.report import write_report
 
     if isinstance(profile, bool):  # the old ``quick`` flag
@@ -375,8 +399,7 @@ def run(out_dir: Path, profile: str | bool, seed: int, dev: torch.device) -> dic
     t_start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load("fashion-mnist", n=s.n_train, seed=seed)
-    test = load("fashion-mnist", split="test").x
-    probe = FidProbe(test, n=s.probe_n, seed=seed + 7, device=dev)
+    test, probe = probe_of(s, seed, dev)
     floor = real_floor(probe, seed)
     models = train_all(s, data, probe, seed, dev, out_dir / "runs" / profile)
     evaluator = Evaluator(test, "fmnist-net", device=dev)
@@ -434,36 +457,53 @@ def _notes(s, profile, evaluator, floor, dot_floor, models, t2, t3) -> str:
         "k_eff(y) per class (seed 0): "
         + ", ".join(f"{v:.3g}" for v in t3[0]["k_per_class"]),
         "Grids: upper half G's samples, lower half the same latents after DOT (seed 0).",
-        DEVIATIONS.format(s=s),
+        _deviations(s, models),
     ])  # fmt: skip
 
 
-DEVIATIONS = """## Deviations from the paper's protocol
+def _deviations(s: Settings, models: dict) -> str:
+    """Every way this run differs from the paper's protocol (DOT paper §4, Tables 1-3, and the
+    reference notes), with the networks as trained (seed 0 of each GAN)."""
+    from otgen.utils.report import method_nets
 
-- Data: Fashion-MNIST 28×28 grey ({s.n_train} training images), not CIFAR-10 / STL-10
-  (Table 1-2) or ImageNet (Table 3); pixels in [−1, 1].
-- Extractor: FID and IS use `fmnist-net`, a small Fashion-MNIST classifier, not Inception-v3;
-  numbers are not comparable with the paper's. DOT's FID/IS use {s.n_eval} generated images
-  against the 10,000 test images (IS over 10 splits); the convergence probe uses {s.probe_n}.
-  The paper's sample sizes for CIFAR-10 / STL-10 are not stated in its main text (ImageNet:
-  reference statistics of all 798,900 training images). FID values at these sample sizes are
-  biased upwards; the real-vs-real floors above are the reference points.
-- Nets: otgen's DCGAN nets for 28×28 with base width {s.width} (None = the DCGAN size), not the
-  SNGAN "standard CNN" for 32×32; no SAGAN / ResNet models (Table 1's other rows). The
-  conditional GAN is a small conditional SNGAN(hinge) with a projection D trained here, not the
-  public pre-trained ImageNet cGAN.
-- Training: batch {s.batch} (paper: 64); at most {s.max_steps} engine steps per GAN (WGAN-GP
-  ×{s.wgan_scale}; an engine step is one critic update and WGAN-GP takes 5 per generator update,
-  so its generator gets {s.wgan_scale}/5 of the others' updates) with early stop when the FID
-  curve flattens, vs SNGAN's 100,000 generator updates
-  (WGAN-GP: 5 critic steps per update); no EMA of G (DOT needs the G that D was trained
-  against); losses, optimisers and learning rates are the presets' (WGAN-GP:
-  Adam 1e-4 (0.5, 0.9), λ = 10, 5 critic steps; SNGAN: Adam 2e-4 (0.5, 0.999), 1 critic step).
-- Table 2: the fixed G is SNGAN(ns) (the paper's: SAGAN of CIFAR-10), with the D of WGAN-GP and
-  SNGAN(hi) of the same seed; no SAGAN discriminators.
-- DOT: latent SGD ε = 0.01 for {s.dot_steps} updates (the paper's CIFAR-10 setting), δ = 0.001,
-  tangent projection g − (g·z)z/√dim; k_eff from {s.k_pairs} pairs × {s.k_repeats} repeats.
-  Table 3: Adam(0.01, 0, 0.9), {s.cond_updates} updates, one trial per k_eff choice per seed
-  (paper: 4 trials of one pre-trained model); per-class k_eff from {s.k_pairs} // 2 pairs.
-- Seeds: {s.seeds} independent trainings per GAN (the paper reports one model per row).
-"""
+    nets = "; ".join(f"{label} {name}: {text}" for label, runs in models.items()
+                     for name, text in method_nets(runs[0]["method"]).items())  # fmt: skip
+    latent = models[FIXED_G][0]["method"].latent_dim
+    items = [
+        f"Data: Fashion-MNIST 28×28 grey ({s.n_train} training images), not CIFAR-10 / STL-10 "
+        "(Tables 1-2) or ImageNet (Table 3); pixels in [−1, 1].",
+        "Extractor: FID and IS use `fmnist-net` (its 128-d fc1 features, its logits), a small "
+        "Fashion-MNIST classifier, not Inception-v3; numbers are not comparable with the "
+        f"paper's. DOT's FID/IS use {s.n_eval} generated images against the 10,000 test images "
+        f"(IS over 10 splits); the convergence probe uses {s.probe_n}. The paper's sample sizes "
+        "for CIFAR-10 / STL-10 are not stated in its main text (ImageNet: reference statistics "
+        "of all 798,900 training images). FID at these sample sizes is biased upwards; the "
+        "real-vs-real floors above are the reference points.",
+        f'Networks, as trained (seed 0): {nets}. The paper: SNGAN\'s "standard CNN" for 32×32 '
+        "(a 7-conv D, a 3-deconv G; its WGAN-GP critic without normalisation) and SAGAN / "
+        "ResNet models (Table 1's other rows, not run here); the conditional GAN is a small "
+        "conditional SNGAN(hinge) with a projection D trained here, not the public pre-trained "
+        f"ImageNet cGAN. z ∈ R^{latent} ~ N(0, I) (the SNGAN models: R^128).",
+        f"Training: batch {s.batch} (paper: {PAPER_BATCH}); at most {s.max_steps} engine steps "
+        f"per GAN (WGAN-GP ×{s.wgan_scale}: an engine step is one critic update and WGAN-GP "
+        f"takes 5 per generator update, so its generator gets {s.wgan_scale}/5 of the others' "
+        "updates) with early stop once the FID curve is steady, vs SNGAN's 100,000 generator "
+        "updates; no EMA of G (DOT needs the G that D was trained against); losses, optimisers "
+        "and learning rates are the presets' (WGAN-GP: Adam 1e-4 (0.5, 0.9), λ = 10, 5 critic "
+        "steps; SNGAN: Adam 2e-4 (0.5, 0.999), 1 critic step). WGAN-GP's critic has batch "
+        "norm in this commit's code (listed above), so its gradient penalty constrains a "
+        "batch-dependent score (Gulrajani et al. leave it out; removed in f2a1c72, after these "
+        "runs). Batch-norm layers run in eval mode (running statistics) during DOT and k_eff.",
+        f"Table 2: the fixed G is {FIXED_G} (the paper's: SAGAN of CIFAR-10), with the D of "
+        "every other unconditional GAN of the same seed; no SAGAN discriminators.",
+        f"DOT: latent SGD ε = {DOT_LR} for {s.dot_steps} updates (the paper's CIFAR-10 "
+        "setting), δ = 0.001; the exact tangent projection g − (g·z)z/‖z‖² keeps ‖z‖ (Algorithm "
+        '2 prints g − (g·z)z/√D, which does not: `projection="reference"`); k_eff from '
+        f"{s.k_pairs} pairs × {s.k_repeats} repeats, the mean of the repeats' maxima.",
+        f"Table 3: Adam(0.01, 0, 0.9), {', '.join(map(str, s.cond_updates))} updates, one trial "
+        "per k_eff choice per seed (paper: 4 trials of one pre-trained model); per-class "
+        f"k_eff(y) from {max(2, s.k_pairs // 2)} pairs × {s.k_repeats} repeats per class "
+        "(paper: 50 samples per label).",
+        f"Seeds: {s.seeds} independent trainings per GAN (the paper reports one model per row).",
+    ]
+    return "## Deviations from the paper's protocol\n\n" + "\n".join(f"- {i}" for i in items)

@@ -38,7 +38,7 @@ import torch
 from otgen.data import load
 from otgen.reproduce import check_profile, one_thread, profiled
 from otgen.utils.claims import Convergence, all_converged, make_claim
-from otgen.utils.report import write_report
+from otgen.utils.report import method_nets, write_report
 from otgen.utils.tables import fmt_mean_se, mean_se
 
 METHODS = ("dcgan", "wgan", "eotgm", "eotgan")
@@ -74,9 +74,9 @@ PROFILES = {
     "quick": Settings(n_train=2000, batch=32, width=8, max_steps=40, eval_every=20,
                       probe_n=500, mix_n=200, repeats=2, seeds=2, ema=0.0),
     # cap from session 7's curves: at 12,000 steps DCGAN was still falling ~2 FID per 800 and
-    # EOTGAN paused once on its way down (the stop rule now needs two flat pairs); worst case
-    # ~6 h at one thread (~0.07 s per DCGAN, ~0.23 s per EOTGAN step), resumable, and the cap
-    # can be raised later without retraining (it is not part of a run's key)
+    # EOTGAN paused once on its way down (the stop rule now needs three evaluations that
+    # agree); worst case ~6 h at one thread (~0.07 s per DCGAN, ~0.23 s per EOTGAN step),
+    # resumable, and the cap can be raised later without retraining (not part of a run's key)
     "cpu": Settings(n_train=None, batch=64, width=16, max_steps=30_000, eval_every=1000,
                     probe_n=5000, mix_n=2000, repeats=5, seeds=2, ema=0.99),
     "paper": Settings(n_train=None, batch=PAPER_BATCH, width=None,
@@ -157,26 +157,62 @@ def train_model(name: str, s: Settings, data, probe, seed: int, dev, run_dir: Pa
     )  # fmt: skip
 
 
-@one_thread
-@profiled
-def run(out_dir: Path, profile: str, seed: int, dev: torch.device) -> dict:
-    from otgen.metrics.features import get_extractor
-    from otgen.metrics.protocols import mixing_ratio, plot_mixing_ratio
+def probe_sets(s: Settings, seed: int, dev):
+    """(test images, the convergence probe, the floor's real set): the probe's real images and
+    the floor's are two disjoint random subsets of the test split."""
     from otgen.reproduce._converge import FidProbe
-    from otgen.viz.images import save_image_grid
 
-    s = PROFILES[check_profile(profile)]
-    extractor = get_extractor(EXTRACTOR, device=str(dev))
     test = load("fashion-mnist", split="test").x
     perm = torch.randperm(test.shape[0], generator=torch.Generator().manual_seed(seed))
     probe_real, floor_real = test[perm[: s.probe_n]], test[perm[s.probe_n : 2 * s.probe_n]]
     probe = FidProbe(
         probe_real, extractor=EXTRACTOR, n=s.probe_n, seed=seed + 7, boot=s.boot, device=dev
     )
+    return test, probe, floor_real
+
+
+def run_dir(out_dir: Path, profile: str, name: str, seed: int) -> Path:
+    return out_dir / "runs" / profile / f"{name}_s{seed}"
+
+
+# --jobs: the longest runs first (session 7, one thread, seed 0: EOTGAN 0.14 s per step and
+# > 26,000 steps; DCGAN 0.045 s x 19,000; WGAN 0.025 s x 28,000; EOTGM 0.022 s x 16,000)
+JOB_ORDER = ("eotgan", "dcgan", "wgan", "eotgm")
+
+
+def train_jobs(out_dir: Path, profile: str, seed: int, dev: torch.device) -> list:
+    """The runs :func:`run` trains, as independent jobs (``otgen reproduce --jobs``)."""
+    from otgen.reproduce._jobs import TrainJob
+
+    s = PROFILES[profile]  # the settings travel with each job (a worker imports afresh)
+    return [TrainJob(f"{LABELS[name]} seed {sd}", _train_job,
+                     {"name": name, "s": s, "profile": profile, "seed": seed, "run_seed": sd,
+                      "dev": dev, "out_dir": out_dir})
+            for name in JOB_ORDER for sd in range(seed, seed + s.seeds)]  # fmt: skip
+
+
+def _train_job(name: str, s: Settings, profile: str, seed: int, run_seed: int, dev,
+               out_dir: Path) -> None:  # fmt: skip
+    _, probe, _ = probe_sets(s, seed, dev)
+    data = load("fashion-mnist", n=s.n_train, seed=run_seed)
+    train_model(name, s, data, probe, run_seed, dev, run_dir(out_dir, profile, name, run_seed))
+
+
+@one_thread
+@profiled
+def run(out_dir: Path, profile: str, seed: int, dev: torch.device) -> dict:
+    from otgen.metrics.features import get_extractor
+    from otgen.metrics.protocols import mixing_ratio, plot_mixing_ratio
+    from otgen.viz.images import save_image_grid
+
+    s = PROFILES[check_profile(profile)]
+    extractor = get_extractor(EXTRACTOR, device=str(dev))
+    test, probe, floor_real = probe_sets(s, seed, dev)
     floor = probe.floor(floor_real)  # two disjoint real sets of the probe's size
     curves: dict[str, list] = {LABELS[m]: [] for m in METHODS}
     degr: dict[str, list[dict]] = {LABELS[m]: [] for m in METHODS}
     rows, runs, figures, mixing_figs = [], [], [], []
+    nets: dict[str, dict[str, str]] = {}  # the networks as trained (seed 0), for the notes
     summary_rows: list[dict] = []
     for i in range(s.seeds):
         sd = seed + i
@@ -185,7 +221,7 @@ def run(out_dir: Path, profile: str, seed: int, dev: torch.device) -> dict:
         for name in METHODS:
             label = LABELS[name]
             method, records, curve = train_model(
-                name, s, data, probe, sd, dev, out_dir / "runs" / profile / f"{name}_s{sd}"
+                name, s, data, probe, sd, dev, run_dir(out_dir, profile, name, sd)
             )
             res = mixing_ratio(test, method.sample, extractor, n=s.mix_n, repeats=s.repeats,
                                seed=sd, label=EXTRACTOR)  # fmt: skip
@@ -208,6 +244,7 @@ def run(out_dir: Path, profile: str, seed: int, dev: torch.device) -> dict:
                 }
             )
             if i == 0:
+                nets[label] = method_nets(method)
                 torch.manual_seed(seed + 30_000)
                 figures.append(
                     save_image_grid(
@@ -217,11 +254,12 @@ def run(out_dir: Path, profile: str, seed: int, dev: torch.device) -> dict:
         mixing_figs.append(plot_mixing_ratio(results, out_dir / f"mixing_ratio_seed{sd}.png"))
         # a report after every seed: a run cut off later still leaves the seeds it finished
         summary_rows = _report(out_dir, s, profile, seed, floor, curves, degr, rows, runs,
-                               [*mixing_figs, *figures])  # fmt: skip
+                               [*mixing_figs, *figures], nets)  # fmt: skip
     return {r["model"]: f"FID rise {r['FID rise']}, IS drop {r['IS drop']}" for r in summary_rows}
 
 
-def _report(out_dir, s, profile, seed, floor, curves, degr, rows, runs, figures) -> list[dict]:
+def _report(out_dir, s, profile, seed, floor, curves, degr, rows, runs, figures,
+            nets) -> list[dict]:  # fmt: skip
     summary_rows = _summary_rows(degr, curves, s)
     budget = s.max_steps * s.batch / (PAPER_EPOCHS * PAPER_TRAIN)
     claims = claims_for(degr, joint_convergence(curves), budget)
@@ -229,7 +267,7 @@ def _report(out_dir, s, profile, seed, floor, curves, degr, rows, runs, figures)
         out_dir, "eot_mixing", title="Mixing-ratio test (EOT paper Fig. 1c-d) on Fashion-MNIST",
         rows=summary_rows + rows, claims=claims, profile=profile,
         figures=[plot_fid_curves(curves, floor, out_dir / "fid_curves.png"), *figures],
-        notes=_notes(s, profile, floor, summary_rows),
+        notes=_notes(s, profile, floor, summary_rows, nets),
         data={"settings": asdict(s), "floor": {"fid": floor[0], "se": floor[1]}, "runs": runs,
               "budget_fraction": budget},
         command=f"otgen reproduce eot-mixing --profile {profile} --seed {seed}",
@@ -252,7 +290,8 @@ def _summary_rows(degr: dict[str, list[dict]], curves: dict[str, list], s: Setti
     return out
 
 
-def _notes(s: Settings, profile: str, floor: tuple[float, float], summary: list[dict]) -> str:
+def _notes(s: Settings, profile: str, floor: tuple[float, float], summary: list[dict],
+           nets: dict[str, dict[str, str]]) -> str:  # fmt: skip
     epochs = s.epochs(s.max_steps)
     stop = ("each model stops early once the last three evaluations agree pairwise within "
             "their bootstrap s.e." if s.early_stop else
@@ -271,18 +310,51 @@ def _notes(s: Settings, profile: str, floor: tuple[float, float], summary: list[
         f"Mixing ratio: n = {s.mix_n} per set, {s.repeats} repeats per seed, real pool = the "
         f"10,000 test images. Rows: per model mean ± s.e. over seeds, then per seed; IS drop = "
         f"IS(r=0) − IS(r=1), FID rise = FID(r=1) − FID(r=0).\n\n"
-        "Deviations from the paper's protocol: Fashion-MNIST instead of MNIST (MNIST is not on "
-        f"the machine); features/logits from the shipped `{EXTRACTOR}` classifier instead of "
-        "the paper's MNIST ResNet-34; "
-        + ("" if s.width is None else
-           f"generator (and DCGAN/WGAN critic) width {s.width} base channels instead of 64; ")
-        + ("" if s.batch == PAPER_BATCH else f"batch {s.batch} instead of {PAPER_BATCH} "
-           f"(EOTGAN's anchor/positive halves {s.batch // 2} instead of 64); ")
-        + (f"{epochs:.2f} epochs cap instead of {PAPER_EPOCHS}, with early stopping once the "
-           "FID curve is steady, so the models end at different epochs (each on its own "
-           "plateau) where the paper compares them at equal epochs; " if s.early_stop else "")
-        + (f"a generator EMA (decay {s.ema}) is evaluated (the paper has none); " if s.ema else "")
-        + "28×28 images (the paper pads MNIST to 32×32); the DCGAN generator of otgen.nets "
-        "(28 = 7·2² layout) for all four models; EOTGAN's representation net f is the paper's "
-        "at full size. IS/FID from our own implementation (10 IS splits)."
+        + _deviations(s, epochs, nets)
     )  # fmt: skip
+
+
+def _batch_note(s: Settings) -> str:
+    if s.batch == PAPER_BATCH:
+        return ""
+    halves = f"EOTGAN's anchor/positive halves {s.batch // 2} instead of {PAPER_BATCH // 2}"
+    return f" instead of {PAPER_BATCH} ({halves})"
+
+
+def _deviations(s: Settings, epochs: float, nets: dict[str, dict[str, str]]) -> str:
+    """Every way this run differs from the paper's protocol (EOT paper §3.3, reference notes)."""
+    trained = "; ".join(f"{model} {name}: {text}" for model, parts in nets.items()
+                        for name, text in parts.items())  # fmt: skip
+    items = [
+        "Data: Fashion-MNIST instead of MNIST (MNIST is not on the machine), 28×28 (the paper "
+        "pads MNIST to 32×32), pixels in [−1, 1] (tanh generators).",
+        f"Extractor: the shipped `{EXTRACTOR}` classifier (its 128-d fc1 features for FID, its "
+        "logits for IS; our own FID/IS code, 10 IS splits) instead of the paper's MNIST "
+        "ResNet-34.",
+        "Networks, as trained (seed 0): " + trained + ". The paper: DCGAN-size nets (64 base "
+        "channels, 32×32) for g, DCGAN's and WGAN's critics; EOTGAN's f as in the authors' "
+        "code (kept at full size here). The generator is otgen's DCGAN generator for 28×28 "
+        "(7·2² layout, two up-convolutions) for all four models, N(0, 0.02) initialised "
+        "except EOTGM's, which this commit's code leaves at PyTorch's default init (the paper "
+        "gives g 'the same setting as DCGAN and WGAN'; fixed in f2a1c72, after these runs).",
+        "EOTGM: ε = 15 kept although the squared-Euclidean pixel cost sums 784 pixels in "
+        "[−1, 1] (the authors': 1,024 of padded MNIST); the generator follows the dual update "
+        'of eq. (5) (the authors\' code back-propagates ⟨π*, M⟩ with π* fixed: `update="plan"`).',
+        "EOTGAN: the loss back-propagates ⟨π*, M_f⟩ with π* fixed (the authors' code), not the "
+        "entropic W of eq. (10); hinge margin γ = 5, ε = 5, m = 2.",
+        "Sinkhorn (EOTGM, EOTGAN): stops at an L1 marginal error of 1e-3 or 1,000 iterations "
+        "(the authors use POT's defaults).",
+        f"Batch {s.batch}{_batch_note(s)}.",
+        "WGAN: an engine step is one critic update (5 per generator update), so at equal "
+        "steps (equal passes over the data) WGAN's generator gets a fifth of the others' "
+        "updates; its weight clipping 0.01 and RMSprop 5e-5 are the WGAN paper's.",
+    ]
+    if s.early_stop:
+        items.append(f"Budget: a {epochs:.2f}-epoch cap instead of {PAPER_EPOCHS} epochs, with "
+                     "early stopping once the FID curve is steady, so the models end at "
+                     "different epochs (each on its own plateau) where the paper compares them "
+                     "at equal epochs.")  # fmt: skip
+    if s.ema:
+        items.append(f"A generator EMA (decay {s.ema}, updated every engine step, so every "
+                     "critic step for WGAN) is evaluated; the paper has none.")  # fmt: skip
+    return "Deviations from the paper's protocol:\n\n" + "\n".join(f"- {i}" for i in items)

@@ -41,7 +41,7 @@ import torch
 from otgen.data import load
 from otgen.reproduce import check_profile, one_thread, profiled
 from otgen.utils.claims import Convergence, all_converged, make_claim, significant
-from otgen.utils.report import write_report
+from otgen.utils.report import method_nets, write_report
 from otgen.utils.tables import mean_se
 
 NAME = "mbgan"
@@ -93,9 +93,11 @@ PROFILES = {
     # and ~0.09 s per DCGAN step at width 16, batch 64; ~4 s per FID evaluation; FID of a
     # width-16 MBGAN: 169 at step 500, 139 at step 1,000, 70-75 and still falling 7 per 350
     # steps at the 2,800-step cap of session 5, hence 11,200)
-    # Sweeps (session 7): every paper value, 2 seeds, each until flat at the main cap (up to
-    # ~4 h more at one thread; resumable, so a run may span sessions)
-    "cpu": Settings(seeds=2, n_train=None, batch=64, width=16, eval_every=350, max_steps=11_200,
+    # Session 7: main cap 22,400 (under the steady rule every session-6 curve was still
+    # moving where it stopped: DCGAN 49.1 -> 47.5 at 8,050 steps); sweeps: every paper value,
+    # 2 seeds, each until steady, capped at 11,200 (up to ~4 h more at one thread). Resumable,
+    # and a cap is not part of a run's key: raising it later continues the runs.
+    "cpu": Settings(seeds=2, n_train=None, batch=64, width=16, eval_every=350, max_steps=22_400,
                     fid_n=5000, ema=0.995, probe_train=4000, probe_test=3000,
                     alphas=PAPER_ALPHAS, ks=PAPER_KS, sweep_seeds=2,
                     sweep_eval_every=700, sweep_steps=11_200, ema_start=100),
@@ -174,21 +176,46 @@ def _fresh(kind: str, params: dict, spec, seed: int, dev):
         return cls(cls.Config(**params), spec, dev)
 
 
+def _params(s: Settings) -> dict:
+    return {} if s.width is None else {"width": s.width}
+
+
+def _main_run(kind: str, s: Settings, data, probe, seed: int, dev, out_dir: Path, profile: str):
+    """One main run (MBGAN or DCGAN of one seed): (method, records, Curve)."""
+    return _train(kind, _params(s), data, probe, s, seed, dev,
+                  out_dir / "runs" / profile / f"{kind}_seed{seed}", s.eval_every,
+                  s.max_steps)  # fmt: skip
+
+
+def _sweep_run(alpha: float, k: int, s: Settings, data, probe, seed: int, dev, out_dir: Path,
+               profile: str):  # fmt: skip
+    """One sweep run (α, K, seed) with the paper's raw-L1-sum margin: (method, records, Curve)."""
+    params = {**_params(s), "alpha": alpha, "K": k, "margin_norm": "sum"}
+    return _train("mbgan", params, data, probe, s, seed, dev,
+                  out_dir / "runs" / profile / f"sweep_{_tag(alpha, k)}_seed{seed}",
+                  s.sweep_eval_every, s.sweep_steps)  # fmt: skip
+
+
+def _tag(alpha: float, k: int) -> str:
+    return f"alpha{alpha:g}_K{k}"
+
+
 def _main_runs(s: Settings, seed0: int, dev, out_dir: Path, profile: str, ctx: dict) -> dict:
     """Every seed of MBGAN and DCGAN: curves, final FID, probe accuracy; the probe floors."""
-    params = {} if s.width is None else {"width": s.width}
+    params = _params(s)
     res: dict = {"curves": {}, "probe": {}, "fid": {}, "records": {}, "models": {}}
     for i in range(s.seeds):
         seed = seed0 + i
         data = load("fashion-mnist", n=s.n_train, seed=seed)
         for kind, label in MODELS:
-            run_dir = out_dir / "runs" / profile / f"{kind}_seed{seed}"
-            method, records, curve = _train(kind, params, data, ctx["probe"], s, seed, dev,
-                                            run_dir, s.eval_every, s.max_steps)  # fmt: skip
+            method, records, curve = _main_run(kind, s, data, ctx["probe"], seed, dev, out_dir,
+                                               profile)  # fmt: skip
             res["curves"][(label, seed)] = curve
             res["fid"][(label, seed)] = (curve.fids[-1], curve.ses[-1])
             res["records"][(label, seed)] = records
             res["models"][(label, seed)] = method
+            if i == 0:  # the networks as trained, for the report's deviations
+                ctx["nets"][label] = method_nets(method)
             res["probe"][(label, seed)] = _probe(method.discriminator, ctx["probe_tr"],
                                                  ctx["probe_te"], seed)  # fmt: skip
             fresh = _fresh(kind, params, data.spec, seed, dev)
@@ -208,17 +235,13 @@ def _sweeps(s: Settings, seed0: int, dev, out_dir: Path, profile: str, ctx: dict
     from otgen.metrics.coverage import class_coverage
     from otgen.viz.images import save_image_grid
 
-    base = {} if s.width is None else {"width": s.width}
     rows = []
     data = load("fashion-mnist", n=s.n_train, seed=seed0)
     for alpha, k in _sweep_grid(s):
         for i in range(s.sweep_seeds):
             seed = seed0 + i
-            tag = f"alpha{alpha:g}_K{k}"
-            params = {**base, "alpha": alpha, "K": k, "margin_norm": "sum"}
-            method, records, curve = _train("mbgan", params, data, ctx["probe"], s, seed, dev,
-                                            out_dir / "runs" / profile / f"sweep_{tag}_seed{seed}",
-                                            s.sweep_eval_every, s.sweep_steps)  # fmt: skip
+            method, records, curve = _sweep_run(alpha, k, s, data, ctx["probe"], seed, dev,
+                                                out_dir, profile)  # fmt: skip
             fake = ctx["probe"].samples(method.sample)
             cov = class_coverage(ctx["classifier"].logits(fake), ctx["test_labels"])
             active = [r["hinge_active"] for r in records if "hinge_active" in r]
@@ -231,7 +254,8 @@ def _sweeps(s: Settings, seed0: int, dev, out_dir: Path, profile: str, ctx: dict
                 "margin_h": _tail_mean(margins), "evidence": curve.convergence.evidence,
             })  # fmt: skip
             if i == 0:
-                ctx["figures"].append(save_image_grid(fake[:32], out_dir / f"sweep_{tag}.png",
+                ctx["figures"].append(save_image_grid(fake[:32],
+                                                      out_dir / f"sweep_{_tag(alpha, k)}.png",
                                                       nrow=8, scale=2))  # fmt: skip
     for r in rows:
         r["fails"] = _fails(r, ctx)
@@ -311,17 +335,49 @@ def _probe_claim(main: dict, s: Settings, seeds: list[int]):
                       budget=steps * s.batch / _paper_samples(), ours_text=text)  # fmt: skip
 
 
+def _fid_probe(s: Settings, seed: int, dev):
+    """(2·fid_n test images, the FID probe on the first half); the second half is the floor's."""
+    from otgen.reproduce._converge import FidProbe
+
+    test = load("fashion-mnist", split="test", n=2 * s.fid_n, seed=seed)
+    return test, FidProbe(test.x[: s.fid_n], n=s.fid_n, seed=seed + 30_000, device=dev)
+
+
+def train_jobs(out_dir: Path, profile: str, seed: int, dev: torch.device) -> list:
+    """The runs :func:`run` trains, as independent jobs (``otgen reproduce --jobs``): the main
+    runs first (their cap is the larger), then the sweeps."""
+    from otgen.reproduce._jobs import TrainJob
+
+    s = PROFILES[profile]  # the settings travel with each job (a worker imports afresh)
+    common = {"s": s, "profile": profile, "seed0": seed, "dev": dev, "out_dir": out_dir}
+    main = [TrainJob(f"{label} seed {seed + i}", _main_job, {**common, "kind": kind, "i": i})
+            for i in range(s.seeds) for kind, label in MODELS]  # fmt: skip
+    sweeps = [TrainJob(f"MBGAN {_tag(a, k)} seed {seed + i}", _sweep_job,
+                       {**common, "alpha": a, "k": k, "i": i})
+              for a, k in _sweep_grid(s) for i in range(s.sweep_seeds)]  # fmt: skip
+    return main + sweeps
+
+
+def _main_job(kind: str, i: int, s: Settings, profile: str, seed0: int, dev,
+              out_dir: Path) -> None:  # fmt: skip
+    data = load("fashion-mnist", n=s.n_train, seed=seed0 + i)
+    _main_run(kind, s, data, _fid_probe(s, seed0, dev)[1], seed0 + i, dev, out_dir, profile)
+
+
+def _sweep_job(alpha: float, k: int, i: int, s: Settings, profile: str, seed0: int, dev,
+               out_dir: Path) -> None:  # fmt: skip
+    data = load("fashion-mnist", n=s.n_train, seed=seed0)  # the sweeps share seed0's data
+    _sweep_run(alpha, k, s, data, _fid_probe(s, seed0, dev)[1], seed0 + i, dev, out_dir, profile)
+
+
 def _context(s: Settings, seed: int, dev) -> dict:
     """Fixed evaluation sets: FID probe (half the test split), the other half (floor), the
     probe's labelled sets, the classifier; plus the real-vs-real and untrained-G FIDs."""
     from otgen.metrics.features import get_extractor
-    from otgen.reproduce._converge import FidProbe
 
-    test = load("fashion-mnist", split="test", n=2 * s.fid_n, seed=seed)
-    ref, other = test.x[: s.fid_n], test.x[s.fid_n :]
-    probe = FidProbe(ref, n=s.fid_n, seed=seed + 30_000, device=dev)
-    params = {} if s.width is None else {"width": s.width}
-    untrained = _fresh("mbgan", params, test.spec, seed, dev)
+    test, probe = _fid_probe(s, seed, dev)
+    other = test.x[s.fid_n :]
+    untrained = _fresh("mbgan", _params(s), test.spec, seed, dev)
     return {
         "probe": probe,
         "floor": probe.floor(other),
@@ -332,6 +388,7 @@ def _context(s: Settings, seed: int, dev) -> dict:
         "probe_tr": load("fashion-mnist", n=s.probe_train, seed=seed + 1),
         "probe_te": load("fashion-mnist", split="test", n=s.probe_test, seed=seed + 2),
         "figures": [],
+        "nets": {},
     }
 
 
@@ -486,18 +543,24 @@ def _notes(s: Settings, profile: str, main: dict, sweep: list[dict], seeds, ctx:
         "Inception (the paper reports no FID at all; the stopping rule is issue 16's); "
         f"(3) network size: the DCGAN nets for 28x28 have two stride-2 layers each — D: conv "
         f"{w} → {2 * w} channels (28 → 14 → 7), then FC to K = 500; G: FC to {2 * w}x7x7, "
-        f"up-convs to {w} and 1 channel (7 → 14 → 28) — where the paper's nets have four "
-        "conv layers, 64 → 512 channels (Tables 1-2; 64x64 CelebA, 32x32 CIFAR-10/SVHN); "
-        f"{c.kernel}x{c.kernel} kernels, LeakyReLU in G as in Table 1; the DCGAN baseline is "
-        "the `dcgan` preset (4x4 kernels, non-saturating loss, N(0, I) latents) at the same "
-        "width; "
+        f"up-convs to {w} and 1 channel (7 → 14 → 28); as trained (seed {seeds[0]}): "
+        + "; ".join(f"{m} {k}: {v}" for m, parts in ctx["nets"].items() for k, v in parts.items())
+        + ". The paper's G has five 5×5 up-convolutions (100-d noise → 512 → 256 → 128 → 64 → "
+        "3 channels) and its D four 5×5 convolutions (64 → 512 channels) then an FC layer to "
+        "K = 500 (Tables 1-2; 64x64 CelebA; 32x32 CIFAR-10/SVHN with one stride changed to 1), "
+        "with batch norm and LeakyReLU after every layer; ours, as DCGAN's, has no batch norm "
+        "on D's first convolution and neither batch norm nor activation on G's output layer "
+        f"(before tanh); {c.kernel}x{c.kernel} kernels, LeakyReLU in G as in Table 1; the "
+        "DCGAN baseline is the `dcgan` preset (4x4 kernels, non-saturating loss, N(0, I) "
+        "latents) at the same width; "
         f"(4) batch {s.batch} (paper 128) and training length: until the FID curve flattens or "
         f"{s.max_steps} steps (paper: unstated); "
         "(5) latent prior z ~ U(−1, 1)^100 instead of the paper's U(0, 1)^100 (with the DCGAN "
         "generator U(0, 1) collapses; `benchmarks/studies/mbgan_collapse.py`, "
         "docs/mbgan.md); "
-        f"(6) generator EMA (decay {s.ema:g}) for sampling and FID — not in the paper; the "
-        "probe reads the raw D; "
+        f"(6) generator EMA (decay {s.ema:g}, averaging from step {s.ema_start}; before "
+        "that it copies the weights) for sampling and FID — not in the paper; the probe reads "
+        "the raw D; "
         "(7) update rule: one D step then one G step (the paper's N is unstated); triplets "
         "from one batch (x_j = the next image of the shuffled batch, B negatives G(z)); the "
         "margin h carries no gradient; losses averaged over triplets; Adam 2e-4, β1 = 0.5 as "
@@ -508,7 +571,8 @@ def _notes(s: Settings, profile: str, main: dict, sweep: list[dict], seeds, ctx:
         f"here 4x4 x ({w} + {2 * w}) channels = {48 * w}), pooled over all conv layers as in "
         "DCGAN; "
         f"(10) sweeps: {len(s.alphas)} α and {len(s.ks)} K values (paper: 4 each), "
-        f"{s.sweep_seeds} seed(s), {s.sweep_steps} steps, Fashion-MNIST instead of CIFAR-10; "
+        f"{s.sweep_seeds} seed(s), each until its FID curve is steady or a cap of "
+        f"{s.sweep_steps} steps, Fashion-MNIST instead of CIFAR-10; "
         "failure is measured (FID/coverage/diversity), not judged from images; "
         "(11) the conditional MBGAN (§3.3) and the CelebA interpolation are not rerun; "
         "interpolation is shown on Fashion-MNIST.",

@@ -4,7 +4,7 @@ A verdict ("holds" / "does not hold") is only printed when two conditions are me
 
 1. the models were trained to convergence: the report's metric curve over training is
    steady — the last three evaluations agree pairwise within their standard errors,
-   ``|m_k − m_{k−1}| ≤ tol · sqrt(se_k² + se_{k−1}²)`` for the last two pairs
+   ``|m_i − m_j| ≤ tol · sqrt(se_i² + se_j²)`` for each pair i, j of the last three
    (:func:`check_steady`; :func:`check_convergence` tests one pair, which a curve pausing on
    its way down also passes);
 2. the number is a mean over at least :data:`MIN_SEEDS` independent trainings (seeds), so it
