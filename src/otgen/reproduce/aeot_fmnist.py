@@ -43,15 +43,15 @@ from otgen.utils.claims import Convergence, all_converged, make_claim, significa
 from otgen.utils.report import method_nets, write_report
 from otgen.utils.tables import fmt_mean_se, mean_se
 
-# Settings per profile. "cpu": at most ~90 CPU-minutes at one thread (2 seeds) if no model
-# flattens before its cap (timed at 1 thread: ~0.03 s per DCGAN / WGAN-GP critic step, ~0.1 s
-# per AE-OT-GAN step, ~3 s per FID evaluation; the 1,500-step baselines of session 5 were
-# still falling 6-24 FID per 250 steps, hence the 40,000-step cap; session 7: the AE cap is
-# 4,800 since the stop rule needs three evaluations that agree and the AE fell 0.0026
-# between steps 900 and 1,200 of session 6); "paper": the
-# papers' networks (InfoGAN layout at width 64, latent 64, all 60,000 codes as OT targets,
-# AE-OT-GAN up to 500 epochs) for a GPU. Step counts are engine steps of ``batch`` images
-# (WGAN-GP: critic steps; AE-OT-GAN: one D step + ``g_steps`` G steps).
+# Settings per profile. "cpu": if no model flattens before its cap, ~3 CPU-hours at one
+# thread for 2 seeds, dominated by the baselines' 40,000-step caps (use --jobs). Timed at 1
+# thread: ~0.03 s per DCGAN / WGAN-GP critic step, ~0.1 s per AE-OT-GAN step, ~3 s per FID
+# evaluation; the 1,500-step baselines of session 5 were still falling 6-24 FID per 250
+# steps, hence the 40,000-step cap; session 7: the AE cap is 4,800 since the stop rule needs
+# three evaluations that agree and the AE fell 0.0026 between steps 900 and 1,200 of session
+# 6. "paper": the papers' networks (InfoGAN layout at width 64, latent 64, all 60,000 codes
+# as OT targets, AE-OT-GAN up to 500 epochs) for a GPU. Step counts are engine steps of
+# ``batch`` images (WGAN-GP: critic steps; AE-OT-GAN: one D step + ``g_steps`` G steps).
 QUICK = {
     "seeds": 2, "n_train": 3000, "n_eval": 500, "batch": 64, "width": 8, "latent_dim": 8,
     "ae_every": 40, "ae_cap": 80, "refine": 0.5, "ot_targets": 300, "ot_time_limit": 20.0,

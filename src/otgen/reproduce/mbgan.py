@@ -89,13 +89,14 @@ PROFILES = {
     "quick": Settings(seeds=2, n_train=1000, batch=32, width=8, eval_every=20, max_steps=60,
                       fid_n=500, ema=0.99, probe_train=500, probe_test=500, alphas=(0.2, 20.0),
                       ks=(5, 500), sweep_seeds=1, sweep_eval_every=30, sweep_steps=30),
-    # ~90 CPU-minutes at one thread if no run flattens before its cap (timed: ~0.1 s per MBGAN
-    # and ~0.09 s per DCGAN step at width 16, batch 64; ~4 s per FID evaluation; FID of a
+    # Timed: ~0.1 s per MBGAN and ~0.09 s per DCGAN step at width 16, batch 64, one thread;
+    # ~4 s per FID evaluation; if no run flattened before its cap: 4 main runs x 22,400 steps
+    # + 14 sweep runs x 11,200 steps ~ 7 CPU-hours (use --jobs). FID of a
     # width-16 MBGAN: 169 at step 500, 139 at step 1,000, 70-75 and still falling 7 per 350
     # steps at the 2,800-step cap of session 5, hence 11,200)
     # Session 7: main cap 22,400 (under the steady rule every session-6 curve was still
     # moving where it stopped: DCGAN 49.1 -> 47.5 at 8,050 steps); sweeps: every paper value,
-    # 2 seeds, each until steady, capped at 11,200 (up to ~4 h more at one thread). Resumable,
+    # 2 seeds, each until steady, capped at 11,200. Resumable,
     # and a cap is not part of a run's key: raising it later continues the runs.
     "cpu": Settings(seeds=2, n_train=None, batch=64, width=16, eval_every=350, max_steps=22_400,
                     fid_n=5000, ema=0.995, probe_train=4000, probe_test=3000,
