@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from otgen.reproduce import dot_images as di
 from otgen.utils.claims import FAILS, HOLDS, UNTESTED, Convergence
 
@@ -78,3 +80,7 @@ def test_budget_fraction_counts_critic_steps_of_wgan_gp():
     assert di.budget_fraction(cpu, "WGAN-GP") == critic_steps * cpu.batch / (500_000 * 64)
     # 5 critic steps per update: the cpu profile gives every GAN the same generator updates
     assert di.budget_fraction(cpu, "WGAN-GP") == di.budget_fraction(cpu, "SNGAN(ns)")
+    # the conditional GAN's cap alone is scaled; its evaluation interval is the others'
+    assert cpu.steps(di.COND) == (cpu.eval_every, cpu.cond_cap_scale * cpu.max_steps)
+    cond, uncond = di.budget_fraction(cpu, di.COND), di.budget_fraction(cpu, "SNGAN(ns)")
+    assert cond == pytest.approx(cpu.cond_cap_scale * uncond)

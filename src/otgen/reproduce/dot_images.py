@@ -68,11 +68,13 @@ class Settings:
     k_pairs: int = K_PAIRS
     k_repeats: int = K_REPEATS
     wgan_scale: int = 1  # WGAN-GP's cap and eval interval are this many times the others'
+    cond_cap_scale: int = 1  # the conditional GAN's cap is this many times the others'
 
     def steps(self, label: str) -> tuple[int, int]:
         """(eval_every, max_steps) of one GAN, in engine (critic) steps."""
         scale = self.wgan_scale if label == "WGAN-GP" else 1
-        return self.eval_every * scale, self.max_steps * scale
+        cap = self.cond_cap_scale if label == COND else 1
+        return self.eval_every * scale, self.max_steps * scale * cap
 
 
 PROFILES = {
@@ -85,10 +87,11 @@ PROFILES = {
     # steps); WGAN-GP gets 5 critic steps per generator update, like the paper profile (session
     # 7: at 65,000 critic steps = 13,000 updates it was still falling ~1-2 FID per 5,000);
     # worst case ~5 h at one thread (~0.037 s per WGAN-GP critic step, ~0.03 s per SNGAN step
-    # at width 16, batch 32), resumable; the cap is not part of a run's key
+    # at width 16, batch 32), resumable; the cap is not part of a run's key. Session 8: both
+    # cSNGAN runs were still falling ~9 FID per 10,000 steps at 30,000, hence its 3x cap
     "cpu": Settings(seeds=2, width=16, batch=32, n_train=60_000, probe_n=5_000, eval_every=1000,
                     max_steps=30_000, n_eval=2_000, dot_steps=20, cond_updates=(0, 4, 16, 32),
-                    wgan_scale=5),
+                    wgan_scale=5, cond_cap_scale=3),
     "quick": Settings(seeds=2, width=4, batch=16, n_train=400, probe_n=64, eval_every=2,
                       max_steps=4, n_eval=64, dot_steps=2, cond_updates=(0, 2), k_pairs=4,
                       k_repeats=1),
@@ -484,16 +487,17 @@ def _deviations(s: Settings, models: dict) -> str:
         "ResNet models (Table 1's other rows, not run here); the conditional GAN is a small "
         "conditional SNGAN(hinge) with a projection D trained here, not the public pre-trained "
         f"ImageNet cGAN. z ∈ R^{latent} ~ N(0, I) (the SNGAN models: R^128).",
-        f"Training: batch {s.batch} (paper: {PAPER_BATCH}); at most {s.max_steps} engine steps "
-        f"per GAN (WGAN-GP ×{s.wgan_scale}: an engine step is one critic update and WGAN-GP "
-        f"takes 5 per generator update, so its generator gets {s.wgan_scale}/5 of the others' "
-        "updates) with early stop once the FID curve is steady, vs SNGAN's 100,000 generator "
-        "updates; no EMA of G (DOT needs the G that D was trained against); losses, optimisers "
-        "and learning rates are the presets' (WGAN-GP: Adam 1e-4 (0.5, 0.9), λ = 10, 5 critic "
-        "steps; SNGAN: Adam 2e-4 (0.5, 0.999), 1 critic step). WGAN-GP's critic has batch "
-        "norm in this commit's code (listed above), so its gradient penalty constrains a "
-        "batch-dependent score (Gulrajani et al. leave it out; removed in f2a1c72, after these "
-        "runs). Batch-norm layers run in eval mode (running statistics) during DOT and k_eff.",
+        f"Training: batch {s.batch} (paper: {PAPER_BATCH}); at most {s.max_steps} engine "
+        f"steps per GAN ({COND} ×{s.cond_cap_scale}; WGAN-GP ×{s.wgan_scale}: an engine step "
+        "is one critic update and WGAN-GP takes 5 per generator update, so its generator gets "
+        f"{s.wgan_scale}/5 of the others' updates) with early stop once the FID curve is "
+        "steady, vs SNGAN's 100,000 generator updates; no EMA of G (DOT needs the G that D was "
+        "trained against); losses, optimisers and learning rates are the presets' (WGAN-GP: "
+        "Adam 1e-4 (0.5, 0.9), λ = 10, 5 critic steps; SNGAN: Adam 2e-4 (0.5, 0.999), 1 "
+        "critic step). WGAN-GP's critic has batch norm in this commit's code (listed above), "
+        "so its gradient penalty constrains a batch-dependent score (Gulrajani et al. leave it "
+        "out; removed in f2a1c72, after these runs). Batch-norm layers run in eval mode "
+        "(running statistics) during DOT and k_eff.",
         f"Table 2: the fixed G is {FIXED_G} (the paper's: SAGAN of CIFAR-10), with the D of "
         "every other unconditional GAN of the same seed; no SAGAN discriminators.",
         f"DOT: latent SGD ε = {DOT_LR} for {s.dot_steps} updates (the paper's CIFAR-10 "
