@@ -223,8 +223,9 @@ def render(reports: list[dict[str, Any]]) -> str:
         "# Results summary\n\nWritten by `python benchmarks/summarize.py` from the reports' "
         "JSON (claims and provenance) and the claims catalogue `otgen.utils.claims.CATALOG`. "
         "A verdict other than *untested* needs a converged model (the last three evaluations "
-        "of its metric agree pairwise within their standard errors) and at least two training "
-        "seeds; a stale report's verdicts count as untested.\n\n"
+        "of its metric agree pairwise within their standard errors and the last six show no "
+        "least-squares trend) and at least two training seeds; a stale report's verdicts "
+        "count as untested.\n\n"
         f"## Claims of the five papers\n\n{len(claims)} claims: {tally}.\n\n"
         + markdown_table(claims, cols)
         + "\n"

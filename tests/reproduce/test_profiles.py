@@ -103,8 +103,10 @@ def _ev(g, dot, naive, k):
 
 def test_dot_claims_follow_the_targets_and_need_a_flat_curve():
     ev = {"per_seed": [_ev(0.020, 0.019, 0.15, 1.0), _ev(0.024, 0.023, 0.17, 1.1)]}
-    flat = {"steps": [10, 20, 30], "emd": [[0.022, 0.026], [0.021, 0.025], [0.021, 0.025]],
-            "K": [[1.0, 1.1]] * 3}  # fmt: skip
+    early = [[0.022, 0.026], [0.021, 0.025], [0.022, 0.026]]  # three evaluations before
+    flat = {"steps": [10, 20, 30, 40, 50, 60],
+            "emd": [*early, [0.022, 0.026], [0.021, 0.025], [0.021, 0.025]],
+            "K": [[1.0, 1.1]] * 6}  # fmt: skip
     claims = {c.key: c for c in dot_2d._claims("swissroll", ev, flat, 1.0)}
     assert claims["dot-fig3-swissroll-G"].verdict == "holds"  # 0.022 ≤ 1.5 × 0.021
     assert claims["dot-fig3-swissroll-naive"].verdict == "holds"  # 0.16 > 0.022
@@ -114,14 +116,29 @@ def test_dot_claims_follow_the_targets_and_need_a_flat_curve():
     assert claims["dot-fig3-swissroll-G"].verdict == "does not hold"  # 0.055 > 0.0315
     assert claims["dot-fig3-swissroll-naive"].verdict == "does not hold"
     assert claims["dot-keff-swissroll"].verdict == "does not hold"
-    moving = {**flat, "emd": [[0.2, 0.21], [0.2, 0.21], [0.05, 0.051]]}
+    moving = {**flat, "emd": [*early, [0.2, 0.21], [0.2, 0.21], [0.05, 0.051]]}
     claims = dot_2d._claims("swissroll", ev, moving, 0.01)
     assert {c.verdict for c in claims} == {"untested"}  # K_eff too: G has not settled
     # an untrained G on a plateau: the last pair is flat, the pair before still moved
-    plateau = {**flat, "emd": [[0.2, 0.21], [0.10, 0.11], [0.10, 0.11]]}
+    plateau = {**flat, "emd": [*early, [0.2, 0.21], [0.10, 0.11], [0.10, 0.11]]}
     claims = dot_2d._claims("swissroll", ev, plateau, 0.01)
     assert {c.verdict for c in claims} == {"untested"}  # K_eff too: G has not settled
-    assert "step 10 (0.205 ± 0.005) and step 20 (0.105) differ" in claims[0].convergence.evidence
+    assert "step 40 (0.205 ± 0.005) and step 50 (0.105) differ" in claims[0].convergence.evidence
+    # three flat evaluations at the end of a steady fall: still trending
+    falling = {
+        **flat,
+        "emd": [
+            [0.030, 0.034],
+            [0.028, 0.032],
+            [0.026, 0.030],
+            [0.0222, 0.0262],
+            [0.0217, 0.0257],
+            [0.0215, 0.0255],
+        ],
+    }
+    claims = dot_2d._claims("swissroll", ev, falling, 0.01)
+    assert {c.verdict for c in claims} == {"untested"}
+    assert "still trending" in claims[0].convergence.evidence
 
 
 def test_parallel_emds_equal_sequential_ones():

@@ -24,19 +24,19 @@ def _save(run_dir: Path, fids: list[float], source: str) -> None:
 
 def test_status_reads_each_saved_curve(tmp_path: Path, capsys):
     runs = tmp_path / "runs" / "cpu"
-    _save(runs / "dcgan_s0", [90.0, 60.0, 59.8, 60.1], _source_hash())
+    _save(runs / "dcgan_s0", [90.0, 60.3, 59.9, 60.0, 59.8, 60.1, 59.9], _source_hash())
     _save(runs / "eotgan_s0", [119.0, 107.6, 108.0], "another-code")
     (runs / "broken").mkdir()
     (runs / "broken" / "curve.json").write_text("{not json")
     rows = {r["run"]: r for r in saved_runs(tmp_path, "cpu")}
     assert rows["dcgan_s0"]["steady"] and rows["dcgan_s0"]["same training code"]
-    assert rows["dcgan_s0"]["step"] == 4000 and rows["dcgan_s0"]["best"] == 59.8
+    assert rows["dcgan_s0"]["step"] == 7000 and rows["dcgan_s0"]["best"] == 59.8
     assert not rows["dcgan_s0"]["checkpoint"]  # the weights were deleted: it starts afresh
     assert not rows["eotgan_s0"]["steady"]  # one flat pair after a fall
     assert not rows["eotgan_s0"]["same training code"]
     assert rows["broken"]["state"] == "unreadable curve.json"
     assert main(["reproduce", "eot-mixing", "--status", "--out", str(tmp_path)]) == 0
-    assert "| dcgan_s0 | 4 | 4000 | 60.1 ± 0.5 |" in capsys.readouterr().out
+    assert "| dcgan_s0 | 7 | 7000 | 59.9 ± 0.5 |" in capsys.readouterr().out
 
 
 def test_status_without_runs_is_a_clear_error(tmp_path: Path, capsys):

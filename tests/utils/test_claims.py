@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from otgen.errors import OTGenError
@@ -110,18 +112,52 @@ def test_significance_rule_is_three_way_and_inconclusive_is_untested():
     assert claim.verdict == "holds"
 
 
+FLAT_START = [108.9, 107.9, 108.6]  # three earlier evaluations of a flat curve (s.e. ~0.7)
+
+
 def test_a_curve_pausing_on_its_way_down_is_not_steady():
     from otgen.utils.claims import check_steady
 
-    steps, ses = [4000, 4800, 5600], [0.69, 1.04, 0.59]
-    paused = [119.0, 107.6, 108.0]  # EOTGAN seed 0 of session 7: one flat pair after a fall
+    steps, ses = [1600, 2400, 3200, 4000, 4800, 5600], [0.7, 0.7, 0.7, 0.69, 1.04, 0.59]
+    paused = [*FLAT_START, 119.0, 107.6, 108.0]  # EOTGAN seed 0, session 7: a fall, a flat pair
     assert check_convergence(steps, paused, ses).converged
     conv = check_steady(steps, paused, ses)
     assert not conv.converged and "differ by 11 > 1.2" in conv.evidence
-    assert check_steady(steps, [108.4, 107.6, 108.0], ses).converged
-    assert not check_steady(steps[1:], paused[1:], ses[1:]).converged  # two evaluations
+    assert check_steady(steps, [*FLAT_START, 108.4, 107.6, 108.0], ses).converged
+    assert not check_steady(steps[4:], paused[4:], ses[4:]).converged  # two evaluations
     # a slow drift: each consecutive pair agrees, the first and the last do not
-    drift = check_steady(steps, [100.0, 99.0, 98.0], [0.8] * 3)
+    drift = check_steady(steps, [*FLAT_START, 100.0, 99.0, 98.0], [0.8] * 6)
     assert not drift.converged and "step 4000 (100 ± 0.8) and step 5600" in drift.evidence
-    nan = check_steady(steps, [float("nan"), 98.0, 98.0], [0.8] * 3)
+    nan = check_steady(steps, [*FLAT_START, float("nan"), 98.0, 98.0], [0.8] * 6)
     assert not nan.converged and "lacks a finite value" in nan.evidence
+
+
+def test_three_agreeing_evaluations_at_the_end_of_a_fall_are_not_steady():
+    from otgen.utils.claims import check_steady, trend_over_window
+
+    # WGAN seed 0 of session 8: falling ~4 FID per evaluation, then 87.9, 88.5, 87.5
+    steps = [23000, 24000, 25000, 26000, 27000, 28000]
+    fids, ses = [100.0, 95.5, 90.6, 87.9, 88.5, 87.5], [0.94, 0.96, 0.91, 0.89, 0.93, 0.98]
+    conv = check_steady(steps, fids, ses)
+    assert not conv.converged and "change by -12.3" in conv.evidence
+    assert "still trending" in conv.evidence
+    # five evaluations cannot show the trend: not steady either
+    assert "fewer than 6 evaluations" in check_steady(steps[1:], fids[1:], ses[1:]).evidence
+    # the noise is the larger of the residual spread and the s.e.: a GAN oscillating by
+    # ±2 FID about a flat line (s.e. 0.5) shows no trend
+    osc = [36.0, 38.0, 35.5, 37.9, 36.1, 36.4]
+    evidence, why = trend_over_window(steps, osc, [0.5] * 6)
+    assert why == "" and "within 2 s.e." in evidence
+    # ... while the same oscillation on a fall of 2 FID per evaluation does
+    falling = [v - 2.0 * i for i, v in enumerate(osc)]
+    assert "still trending" in trend_over_window(steps, falling, [0.5] * 6)[1]
+
+
+def test_the_trend_bound_is_the_least_squares_slope_over_the_window():
+    from otgen.utils.claims import trend_over_window
+
+    # exact line y = 10 - x (x in 0..5): change -5, residuals 0, noise = the s.e. 0.3;
+    # s.e. of the change = 0.3 * 5 / sqrt(17.5)
+    evidence, why = trend_over_window(range(6), [10.0 - x for x in range(6)], [0.3] * 6)
+    bound = 2 * 0.3 * 5 / math.sqrt(17.5)
+    assert "change by -5 " in evidence and f"({bound:.2g})" in evidence and why

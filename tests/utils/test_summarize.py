@@ -72,12 +72,12 @@ def test_a_curve_counted_converged_that_is_not_steady_makes_the_report_stale(tmp
     conv = check_convergence([1, 2], [0.05, 0.05], [0.01, 0.01])
     claim = make_claim("dot-keff-gauss25", seed_values=[1.9, 2.0], holds=True, convergence=conv)
     one_pair = {
-        "steps": [1, 2, 3],
-        "fid": [119.0, 107.6, 108.0],
-        "se": [0.7, 1.0, 0.6],
+        "steps": [1, 2, 3, 4, 5, 6],
+        "fid": [108.9, 107.9, 108.6, 119.0, 107.6, 108.0],
+        "se": [0.7, 0.7, 0.7, 0.7, 1.0, 0.6],
         "converged": True,
     }  # a fall, then one flat pair: counted converged before
-    steady = {**one_pair, "fid": [108.4, 107.6, 108.0]}
+    steady = {**one_pair, "fid": [108.9, 107.9, 108.6, 108.4, 107.6, 108.0]}
     write_report(tmp_path / "a", "a", title="a", rows=[], claims=[claim],
                  data={"runs": [{"curve": steady}]})  # fmt: skip
     write_report(tmp_path / "b", "b", title="b", rows=[], claims=[claim],

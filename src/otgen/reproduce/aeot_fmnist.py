@@ -5,7 +5,8 @@ Per independent training seed (``seeds`` of them), all through the engine, one b
 
 1. **AE** (``aeot`` with the encoder never frozen): trained in chunks
    (:func:`otgen.reproduce._converge.train_until_flat`) until its *held-out reconstruction MSE*
-   flattens — the last three evaluations agree pairwise within their standard errors (s.e. over the
+   flattens — the last three evaluations agree pairwise within their standard errors and the
+   last six show no least-squares trend (s.e. over the
    held-out images; pixels in [-1, 1], the data's range) — or the cap. The OT solves at the
    chunk ends are on a handful of codes (``probe_ot_targets``): the map is never used, and
    :meth:`otgen.methods.aeot.AEOT.train_step` discards it once training continues.
@@ -608,7 +609,8 @@ def _notes(s: dict, res: dict) -> str:
         f"reconstructs {s['n_eval']} other test images. The real-vs-real floor (two disjoint "
         f"real sets of {s['n_eval']}) is FID {res['floor']['fid']:.3f} ± {res['floor']['se']:.3f}.",
         "Convergence rule (every model): evaluations every N steps; stop when the last three "
-        "evaluations agree pairwise within √(se₁² + se₂²) or at the cap. AE: "
+        "evaluations agree pairwise within √(se₁² + se₂²) and the last six show no "
+        "least-squares trend (change within 2 s.e.), or at the cap. AE: "
         f"held-out reconstruction MSE every {s['ae_every']} steps, cap {s['ae_cap']}; AE-OT-GAN: "
         f"FID every {s['gan_every']} GAN steps, cap {s['gan_cap']}; DCGAN / WGAN-GP: FID every "
         f"{s['base_every']} steps, cap {s['base_cap']}. A model stopped by its cap is 'not "

@@ -8,7 +8,7 @@ at a profile's budget (:data:`PROFILES`), on Fashion-MNIST 28×28 with the DCGAN
    class-conditional SNGAN (hinge, projection D) through the engine with
    :func:`otgen.reproduce._converge.train_until_flat`: FID-fmnist-net of a fixed latent sample
    set every ``eval_every`` steps, stop when the last three evaluations agree pairwise within
-   their bootstrap s.e. (or at the cap);
+   their bootstrap s.e. and the last six show no least-squares trend (or at the cap);
 2. Table 1: per GAN and seed, k_eff (eq. 21: 100 pairs, mean of 10 repeats) and latent DOT
    (Algorithm 2: SGD lr 0.01, ``dot_steps`` updates, δ = 0.001, tangent projection for the
    N(0, I) prior) on ``n_eval`` fixed latents; FID and IS (``otgen.metrics.evaluate``, fmnist-net

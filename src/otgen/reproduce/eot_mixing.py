@@ -12,7 +12,8 @@ Equal epochs (the paper's protocol: every model 50 epochs): all four get the sam
 and the same cap on training steps, i.e. the same number of passes over the data. Under the
 ``cpu`` profile each model is trained by :func:`otgen.reproduce._converge.train_until_flat`:
 FID-fmnist-net of a fixed generated set is evaluated every ``eval_every`` steps and training
-stops early once the last three evaluations agree pairwise within their standard errors (a flattened
+stops early once the curve is steady (the last three evaluations agree pairwise within their
+standard errors and the last six show no least-squares trend; a flattened
 model's mixing curve would not move further), or at the common cap. The ``paper`` profile runs
 every model the full 50 epochs (no early stop), as the paper does.
 
@@ -294,7 +295,8 @@ def _notes(s: Settings, profile: str, floor: tuple[float, float], summary: list[
            nets: dict[str, dict[str, str]]) -> str:  # fmt: skip
     epochs = s.epochs(s.max_steps)
     stop = ("each model stops early once the last three evaluations agree pairwise within "
-            "their bootstrap s.e." if s.early_stop else
+            "their bootstrap s.e. and the last six show no least-squares trend (change within "
+            "2 s.e.)" if s.early_stop else
             "no early stop: every model runs the full cap")  # fmt: skip
     ended = "; ".join(f"{r['model']} FID-probe {r['FID-probe']} at steps {r['steps']} "
                       f"({r['converged']} flattened)" for r in summary)  # fmt: skip

@@ -6,8 +6,9 @@ Per profile (:data:`PROFILES`; ``otgen reproduce mbgan --profile quick|cpu|paper
    trainings, both models are trained through the engine by
    :func:`otgen.reproduce._converge.train_until_flat` (FID-fmnist-net of a fixed 5,000-sample
    set every ``eval_every`` steps; stop when the last three evaluations agree pairwise within
-   their bootstrap s.e., or at ``max_steps``), generator EMA on. Reference points: the real-vs-real
-   FID floor (two disjoint halves of the test split) and an untrained generator's FID.
+   their bootstrap s.e. and the last six show no least-squares trend, or at ``max_steps``),
+   generator EMA on. Reference points: the real-vs-real FID floor (two disjoint halves of the
+   test split) and an untrained generator's FID.
 2. **Linear probe** (Tables 3-4): activations of every conv layer of D, max-pooled to 4x4,
    concatenated, standardised, linear L2-SVM (``otgen.metrics.protocols``), trained on
    labelled training images and scored on test images — for each trained D and, as the floor,
@@ -504,7 +505,8 @@ def _notes(s: Settings, profile: str, main: dict, sweep: list[dict], seeds, ctx:
         f"(two disjoint halves of the test split) {ctx['floor'][0]:.2f} ± {ctx['floor'][1]:.2f};"
         f" an untrained MBGAN generator {ctx['untrained_fid'][0]:.1f}.",
         f"**Convergence** (FID of a fixed {s.fid_n}-sample set every {s.eval_every} steps, "
-        f"stop when the last three evaluations agree pairwise within their bootstrap s.e., cap "
+        f"stop when the last three evaluations agree pairwise within their bootstrap s.e. and "
+        f"the last six show no least-squares trend (change within 2 s.e.), cap "
         f"{s.max_steps}): {conv}.",
         f"**Linear probe** (Tables 3-4 analogue): {s.probe_train} labelled training images, "
         f"{s.probe_test} test images, conv activations max-pooled to 4x4, standardised, "

@@ -3,7 +3,8 @@
 A verdict ("holds" / "does not hold") is only printed when two conditions are met:
 
 1. the models were trained to convergence: the report's metric curve over training is
-   steady — the last three evaluations agree pairwise within their standard errors,
+   steady — the last three evaluations agree pairwise within their standard errors (and the
+   last six show no least-squares trend, :func:`trend_over_window`),
    ``|m_i − m_j| ≤ tol · sqrt(se_i² + se_j²)`` for each pair i, j of the last three
    (:func:`check_steady`; :func:`check_convergence` tests one pair, which a curve pausing on
    its way down also passes);
@@ -138,14 +139,22 @@ def convergence_from_seeds(
     return check_convergence(steps, [m for m, _ in stats], [s for _, s in stats], tol=tol)
 
 
+TREND_WINDOW = 6  # evaluations the trend test of :func:`check_steady` reads
+
+
 def check_steady(
     steps: Sequence[int], means: Sequence[float], ses: Sequence[float], *, tol: float = 1.0
 ) -> Convergence:
-    """:func:`check_convergence` made stricter: the last *three* evaluations must agree
-    pairwise within their standard errors (both consecutive pairs and the first with the
-    last, so a slow steady drift does not pass). A single flat pair is what a curve pausing on
-    its way down also shows (session 7: EOTGAN fell 119 -> 107.6 -> 108.0 FID and one pair
-    passed)."""
+    """:func:`check_convergence` made stricter, twice.
+
+    1. The last *three* evaluations agree pairwise within their standard errors (both
+       consecutive pairs and the first with the last). A single flat pair is what a curve
+       pausing on its way down also shows (session 7: EOTGAN fell 119 -> 107.6 -> 108.0 FID).
+    2. The last :data:`TREND_WINDOW` evaluations show no trend (:func:`trend_over_window`).
+       Three evaluations that happen to agree are also what a curve shows that is still
+       falling by more than their s.e. per evaluation *on average* (session 8: WGAN fell 106
+       -> 87.9 over five evaluations, then read 87.9, 88.5, 87.5 and passed rule 1).
+    """
     conv = check_convergence(steps, means, ses, tol=tol)
     if not conv.converged:
         return conv
@@ -154,9 +163,49 @@ def check_steady(
     else:
         why = _third_point_disagrees(conv, tol)
     if not why:
-        return Convergence(True, conv.evidence + ", as does the evaluation before", conv.steps,
-                           conv.means, conv.ses)  # fmt: skip
+        trend, why = trend_over_window(conv.steps, conv.means, conv.ses)
+        if not why:
+            return Convergence(True, f"{conv.evidence}, as does the evaluation before; {trend}",
+                               conv.steps, conv.means, conv.ses)  # fmt: skip
     return Convergence(False, f"{conv.evidence}; but {why}", conv.steps, conv.means, conv.ses)
+
+
+def trend_over_window(
+    steps: Sequence[int], means: Sequence[float], ses: Sequence[float], *,
+    window: int = TREND_WINDOW, z: float = 2.0,
+) -> tuple[str, str]:  # fmt: skip
+    """``(evidence, why not flat)``: the least-squares line through the last ``window``
+    evaluations, and '' as the second item if its change over the window is within ``z``
+    standard errors of zero.
+
+    The noise of one evaluation is σ = max(residual s.d. about the line, r.m.s. bootstrap
+    s.e.): the residuals carry the training's own step-to-step oscillation (a GAN moves by more
+    than its FID estimate's s.e. between evaluations), which the bootstrap s.e. does not; the
+    s.e. floors σ so that a window that happens to lie on a line is not over-confident. The
+    change's s.e. is σ·span/√Σ(x − x̄)². With ``window`` − 2 degrees of freedom the 5% two-sided
+    t bound would be 2.78, so z = 2 errs towards "still moving"."""
+    if len(steps) < window:
+        return "", f"fewer than {window} evaluations (the trend test reads {window})"
+    x = [float(v) for v in steps[-window:]]
+    y = [float(v) for v in means[-window:]]
+    se = [float(v) for v in ses[-window:]]
+    if not all(math.isfinite(v) for v in (*y, *se)):
+        return "", f"the last {window} evaluations lack finite values or s.e."
+    x_mean, y_mean = sum(x) / window, sum(y) / window
+    sxx = sum((v - x_mean) ** 2 for v in x)
+    slope = sum((a - x_mean) * (b - y_mean) for a, b in zip(x, y, strict=True)) / sxx
+    residual = [b - y_mean - slope * (a - x_mean) for a, b in zip(x, y, strict=True)]
+    sigma = max(math.sqrt(sum(r * r for r in residual) / (window - 2)),
+                math.sqrt(sum(v * v for v in se) / window))  # fmt: skip
+    span = x[-1] - x[0]
+    change, change_se = slope * span, sigma * span / math.sqrt(sxx)
+    flat = abs(change) <= z * change_se
+    evidence = (f"the last {window} evaluations (steps {steps[-window]}-{steps[-1]}) change by "
+                f"{change:.3g} along their least-squares line, {'within' if flat else 'beyond'} "
+                f"{z:g} s.e. ({z * change_se:.2g})")  # fmt: skip
+    if flat:
+        return evidence, ""
+    return evidence, f"{evidence}: still trending"
 
 
 def _third_point_disagrees(conv: Convergence, tol: float) -> str:
