@@ -89,3 +89,5 @@ def run_jobs(jobs: list[TrainJob], workers: int, progress: Callable[[str], None]
             if error is not None:
                 raise OTGenError(f"run {label} failed: {error}")
             progress(f"[{finished}/{len(jobs)}] {label}: trained")
+        pool.close()  # all done: let the workers exit on their own (no terminate)
+        pool.join()
