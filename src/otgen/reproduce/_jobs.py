@@ -46,7 +46,8 @@ def _start_worker(parent: int) -> None:
     import torch
 
     torch.set_num_threads(1)
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    if hasattr(sys.stdout, "reconfigure"):  # a replaced stdout (a capture) may lack it
+        sys.stdout.reconfigure(line_buffering=True)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
