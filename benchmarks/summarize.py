@@ -83,22 +83,37 @@ def report_status(payload: dict) -> str:
     return "ok (dirty tree)" if prov.get("dirty") else "ok"
 
 
-def _steady(curve: dict) -> bool:
+# the two ways a report stores a curve it counted as converged: a training's FID curve
+# (``otgen.reproduce._converge.Curve.to_dict``) and a claim's convergence record
+# (``otgen.utils.claims.Convergence``: the across-seed mean ± s.e. of a 2D experiment's metric)
+CURVE_KEYS = (("steps", "fid", "se"), ("steps", "means", "ses"))
+
+
+def _saved_curve(payload: dict) -> tuple | None:
+    """``(steps, values, ses)`` of a curve counted as converged, else None."""
+    if payload.get("converged") is not True:
+        return None
+    for keys in CURVE_KEYS:
+        if set(keys) <= payload.keys() and payload["steps"]:
+            return tuple(payload[k] for k in keys)
+    return None
+
+
+def _steady(curve: tuple) -> bool:
     """Today's stop rule on a saved curve; one that cannot be read counts as not steady."""
     try:
-        return check_steady(curve["steps"], curve["fid"], curve["se"]).converged
+        return check_steady(*curve).converged
     except (OTGenError, TypeError, ValueError):
         return False
 
 
 def unsteady_curves(payload: Any, path: str = "") -> list[str]:
-    """Where a report's saved training curves (``{"steps", "fid", "se", "converged": true}``,
-    as ``otgen.reproduce._converge.Curve.to_dict`` writes them) fail today's stop rule: the
-    rule was made stricter after some reports were written."""
+    """Where a report's saved curves counted as converged (:data:`CURVE_KEYS`) fail today's
+    stop rule: the rule was made stricter after some reports were written."""
     found = []
     if isinstance(payload, dict):
-        curve = payload.get("converged") is True and {"steps", "fid", "se"} <= payload.keys()
-        if curve and not _steady(payload):
+        curve = _saved_curve(payload)
+        if curve is not None and not _steady(curve):
             found.append(path or "/")
         for key, value in payload.items():
             found += unsteady_curves(value, f"{path}/{key}")

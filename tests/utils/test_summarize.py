@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from otgen.utils.claims import CATALOG, check_convergence, make_claim
+from otgen.utils.claims import CATALOG, check_convergence, check_steady, make_claim
 from otgen.utils.report import write_report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,10 +20,13 @@ def _summarize():
     return mod
 
 
+FLAT = check_steady(range(1, 7), [0.05, 0.051, 0.05, 0.049, 0.05, 0.05], [0.01] * 6)
+
+
 def test_summary_table(tmp_path, monkeypatch):
     mod = _summarize()
     monkeypatch.setattr(sys, "argv", ["otgen", "reproduce", "dot-2d", "--out", str(tmp_path)])
-    conv = check_convergence([1, 2], [0.05, 0.05], [0.01, 0.01])
+    conv = FLAT
     claim = make_claim("dot-keff-gauss25", seed_values=[1.9, 2.0], holds=True, convergence=conv)
     write_report(tmp_path / "dot-2d", "dot_2d", title="new", rows=[{"a": 1}], claims=[claim])
     old = tmp_path / "old" / "old.json"  # written by code before provenance existed
@@ -51,7 +54,7 @@ def test_summary_table(tmp_path, monkeypatch):
 def test_stale_verdict_is_marked(tmp_path, monkeypatch):
     mod = _summarize()
     monkeypatch.setattr(sys, "argv", ["otgen"])
-    conv = check_convergence([1, 2], [0.05, 0.05], [0.01, 0.01])
+    conv = FLAT
     claim = make_claim("dot-keff-gauss25", seed_values=[1.9, 2.0], holds=True, convergence=conv)
     js, _ = write_report(tmp_path / "r", "r", title="r", rows=[], claims=[claim])
     payload = json.loads(js.read_text())
@@ -69,7 +72,7 @@ def test_stale_verdict_is_marked(tmp_path, monkeypatch):
 
 def test_a_curve_counted_converged_that_is_not_steady_makes_the_report_stale(tmp_path):
     mod = _summarize()
-    conv = check_convergence([1, 2], [0.05, 0.05], [0.01, 0.01])
+    conv = FLAT
     claim = make_claim("dot-keff-gauss25", seed_values=[1.9, 2.0], holds=True, convergence=conv)
     one_pair = {
         "steps": [1, 2, 3, 4, 5, 6],
@@ -86,3 +89,17 @@ def test_a_curve_counted_converged_that_is_not_steady_makes_the_report_stale(tmp
     assert status["a"].startswith("ok")
     assert status["b"].startswith("stale — regenerate (1 curve(s)")
     assert mod.unsteady_curves({"runs": [{"curve": one_pair}]}) == ["/runs[0]/curve"]
+
+
+def test_a_claim_counted_converged_by_an_older_rule_makes_the_report_stale(tmp_path):
+    # a 2D claim's convergence record (steps, means, ses) is checked like a training curve
+    mod = _summarize()
+    two_points = check_convergence([1, 2], [0.05, 0.05], [0.01, 0.01])  # the old rule
+    assert FLAT.converged and two_points.converged
+    for name, conv in (("flat", FLAT), ("old", two_points)):
+        claim = make_claim("dot-keff-gauss25", seed_values=[1.9, 2.0], holds=True,
+                           convergence=conv)  # fmt: skip
+        write_report(tmp_path / name, name, title=name, rows=[], claims=[claim])
+    status = {r["payload"]["title"]: r["status"] for r in mod.load_reports(tmp_path)}
+    assert status["flat"].startswith("ok")
+    assert status["old"].startswith("stale — regenerate (1 curve(s)")
