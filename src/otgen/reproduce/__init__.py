@@ -92,9 +92,13 @@ def available() -> dict[str, str]:
     return {name: doc for name, (_, _, doc) in sorted(EXPERIMENTS.items())}
 
 
+def _module(name: str):
+    """The module of experiment ``name`` (imported on first use)."""
+    return importlib.import_module(f"{__name__}.{EXPERIMENTS[name][0]}")
+
+
 def get(name: str) -> Runner:
-    module, function, _ = EXPERIMENTS[name]
-    return getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    return getattr(_module(name), EXPERIMENTS[name][1])
 
 
 PROFILES = ("quick", "cpu", "paper")
@@ -128,8 +132,7 @@ def run_experiment(name: str, out: str, profile: str, seed: int, device: str,
     if jobs != 1:
         from otgen.reproduce._jobs import run_jobs
 
-        module = importlib.import_module(f"{__name__}.{EXPERIMENTS[name][0]}")
-        plan = getattr(module, "train_jobs", None)
+        plan = getattr(_module(name), "train_jobs", None)
         if plan is None:
             raise OTGenError(f"{name} trains in one process; --jobs is for the image "
                              f"experiments ({', '.join(parallel_experiments())})")  # fmt: skip
@@ -140,8 +143,7 @@ def run_experiment(name: str, out: str, profile: str, seed: int, device: str,
 
 def parallel_experiments() -> list[str]:
     """Experiments whose runs ``--jobs`` can spread over processes (those with ``train_jobs``)."""
-    return [name for name, (module, _, _) in sorted(EXPERIMENTS.items())
-            if hasattr(importlib.import_module(f"{__name__}.{module}"), "train_jobs")]  # fmt: skip
+    return [name for name in sorted(EXPERIMENTS) if hasattr(_module(name), "train_jobs")]
 
 
 def done_marker(out: str | Path, profile: str) -> Path:
