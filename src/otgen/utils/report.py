@@ -132,11 +132,8 @@ def method_nets(method) -> dict[str, str]:
     generators read latents of their ``latent_dim`` (the method's otherwise), every other net
     reads data shaped like the method's ``spec``; conditional nets get labels too. A net that
     cannot be described says why instead: a report is never lost to its description."""
-    from otgen.engine.distributed import unwrap
-
-    out = {}
+    out = {}  # the trainer hands back unwrapped nets (no DDP wrapper to look through)
     for name, net in method.nets.items():
-        net = unwrap(net)
         try:
             out[name] = layer_summary(net, *_example_inputs(method, name, net))
         except Exception as err:  # any failure: the text says so, the report is still written
