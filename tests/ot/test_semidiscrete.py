@@ -306,3 +306,14 @@ def test_marginal_check_certifies_below_the_plain_floor():
     assert check.l1_bound < 0.6 * check.l1_iid_floor  # the bound certifies far below it
     with pytest.raises(OTGenError, match="batches >= 2"):
         res.marginal_check(100, batches=1)
+
+
+def test_default_n_samples_is_what_solve_uses():
+    assert [sd.default_n_samples("averaged", n) for n in (10, 1000, 10**5)] == [8192, 16000, 65536]
+    assert sd.default_n_samples("newton", 7) == 700
+    y = torch.randn(40, 2, generator=torch.Generator().manual_seed(0))
+    implicit = sd.solve(y, method="averaged", max_iter=8, tol=None)
+    explicit = sd.solve(y, method="averaged", max_iter=8, tol=None, n_samples=8192)
+    assert torch.equal(implicit.h, explicit.h) and implicit.n_samples == explicit.n_samples
+    with pytest.raises(OTGenError, match="method"):
+        sd.default_n_samples("lbfgs", 10)

@@ -816,6 +816,17 @@ def _solve_newton(run: _Run, h, *, n_samples, tol, max_samples, slab):
 # --------------------------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------------------------
+
+
+def default_n_samples(method: str, n: int) -> int:
+    """Source samples per gradient when :func:`solve` is given none, for ``n`` targets.
+
+    ``adam``: 20,000; ``averaged``: 16 per target clipped to [8192, 65536]; ``newton``: 100
+    per target. One definition, so a report can state the count a solve used."""
+    check_choice(method, "method", METHODS)
+    return {"adam": 20_000, "averaged": min(65536, max(8192, 16 * n)), "newton": 100 * n}[method]
+
+
 def solve(
     y: ArrayLike,
     b: ArrayLike | None = None,
@@ -868,11 +879,11 @@ def solve(
     if grad_tol is not None:
         check_positive(grad_tol, "grad_tol")
     max_iter = check_int(max_iter, "max_iter", minimum=0)
-    defaults = {"adam": 20_000, "averaged": min(65536, max(8192, 16 * n)), "newton": 100 * n}
+    default = default_n_samples(method, n)
     # `is None`, not `or`: an explicit 0 is refused, not replaced by the default.
-    n_samples = check_int(defaults[method] if n_samples is None else n_samples, "n_samples")
+    n_samples = check_int(default if n_samples is None else n_samples, "n_samples")
     if max_samples is None:
-        max_samples = max(n_samples, 64 * defaults[method])
+        max_samples = max(n_samples, 64 * default)
     max_samples = check_int(max_samples, "max_samples")
     lr = check_positive(lr, "lr") if lr is not None else 5e-2 * _score_scale(yt, source)
     if isinstance(h0, str):

@@ -3,12 +3,15 @@
 The rule, in the words of the issue: FID-fmnist-net is evaluated every ``eval_every`` steps on
 a *fixed* set of ``n`` generated samples (the same latent draws every time, so differences
 between evaluations are the model's, not the sampler's) against a fixed set of real images;
-training stops when the last three evaluations agree pairwise within their standard errors
-(both consecutive pairs and the first with the last, :func:`otgen.utils.claims.check_steady`:
-one flat pair is also what a curve pausing on its way down shows, and two flat pairs can hide
-a slow drift), or at ``max_steps`` — the stated cap. Whether
-the curve flattened is recorded either way; a model stopped by the cap is "not converged" and
-claims that rest on it stay untested.
+training stops when :func:`otgen.utils.claims.check_steady` passes, or at ``max_steps`` — the
+stated cap. Its two parts (docs/convergence.md): the last three evaluations agree pairwise
+within their standard errors (both consecutive pairs and the first with the last: one flat
+pair is also what a curve pausing on its way down shows, and two flat pairs can hide a slow
+drift), and the least-squares change over the last six evaluations lies within two standard
+errors (three agreeing points can be a pause in a curve that is still falling; the noise is
+the larger of the fit's residual spread and the evaluations' own errors, so a GAN's
+oscillation is not read as a trend). Whether the curve flattened is recorded either way; a
+model stopped by the cap is "not converged" and claims that rest on it stay untested.
 
 Standard error of one evaluation: the real features are fixed, so the noise of an FID estimate
 is the finite generated set. It is measured by a bootstrap over the generated features

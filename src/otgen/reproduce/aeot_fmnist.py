@@ -649,11 +649,12 @@ def _deviations(s: dict, nets: dict[str, dict[str, str]]) -> str:
     """Every way this run differs from the papers' protocols (AE-OT §6, AE-OT-GAN §4, the
     reference notes), with the networks as trained (the first seed)."""
     from otgen.methods.aeot import AEOTConfig
+    from otgen.ot.semidiscrete import default_n_samples
 
     described = "; ".join(f"{model} {name}: {text}" for model, parts in nets.items()
                           for name, text in parts.items())  # fmt: skip
     n = s["ot_targets"]
-    samples = min(max(16 * (n or 60_000), 8192), 65536)  # the averaged solver's default
+    samples = default_n_samples("averaged", n or 60_000)
     cap = s["base_cap"]
     return (
         "(1) data: Fashion-MNIST only (the AE-OT paper also has MNIST, CIFAR-10, CelebA; "
