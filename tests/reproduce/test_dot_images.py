@@ -76,10 +76,13 @@ def test_budget_fraction_counts_critic_steps_of_wgan_gp():
     assert di.budget_fraction(s, "SNGAN(ns)") == 1.0
     assert di.budget_fraction(s, "WGAN-GP") == 1.0
     cpu = di.PROFILES["cpu"]
-    critic_steps = cpu.wgan_scale * cpu.max_steps
+    critic_steps = cpu.wgan_scale * cpu.wgan_cap_scale * cpu.max_steps
     assert di.budget_fraction(cpu, "WGAN-GP") == critic_steps * cpu.batch / (500_000 * 64)
-    # 5 critic steps per update: the cpu profile gives every GAN the same generator updates
-    assert di.budget_fraction(cpu, "WGAN-GP") == di.budget_fraction(cpu, "SNGAN(ns)")
+    # 5 critic steps per update: WGAN-GP's generator gets wgan_cap_scale x the others' updates
+    # at an evaluation interval of the same number of generator updates
+    wgan, sngan = di.budget_fraction(cpu, "WGAN-GP"), di.budget_fraction(cpu, "SNGAN(ns)")
+    assert wgan == pytest.approx(cpu.wgan_cap_scale * sngan)
+    assert cpu.steps("WGAN-GP")[0] == cpu.wgan_scale * cpu.eval_every
     # the conditional GAN's cap alone is scaled; its evaluation interval is the others'
     assert cpu.steps(di.COND) == (cpu.eval_every, cpu.cond_cap_scale * cpu.max_steps)
     cond, uncond = di.budget_fraction(cpu, di.COND), di.budget_fraction(cpu, "SNGAN(ns)")

@@ -69,11 +69,12 @@ class Settings:
     k_repeats: int = K_REPEATS
     wgan_scale: int = 1  # WGAN-GP's cap and eval interval are this many times the others'
     cond_cap_scale: int = 1  # the conditional GAN's cap is this many times the others'
+    wgan_cap_scale: int = 1  # and WGAN-GP's (in generator updates)
 
     def steps(self, label: str) -> tuple[int, int]:
         """(eval_every, max_steps) of one GAN, in engine (critic) steps."""
         scale = self.wgan_scale if label == "WGAN-GP" else 1
-        cap = self.cond_cap_scale if label == COND else 1
+        cap = {COND: self.cond_cap_scale, "WGAN-GP": self.wgan_cap_scale}.get(label, 1)
         return self.eval_every * scale, self.max_steps * scale * cap
 
 
@@ -88,10 +89,12 @@ PROFILES = {
     # 7: at 65,000 critic steps = 13,000 updates it was still falling ~1-2 FID per 5,000);
     # worst case ~5 h at one thread (~0.037 s per WGAN-GP critic step, ~0.03 s per SNGAN step
     # at width 16, batch 32), resumable; the cap is not part of a run's key. Session 8: both
-    # cSNGAN runs were still falling ~9 FID per 10,000 steps at 30,000, hence its 3x cap
+    # cSNGAN runs were still falling ~9 FID per 10,000 steps at 30,000, hence its 3x cap.
+    # Session 9: both WGAN-GP runs reached their 30,000 updates still falling (31.2 -> 27.9
+    # and 32.5 -> 29.9 over the last 7,000 updates), hence the same 3x cap for them
     "cpu": Settings(seeds=2, width=16, batch=32, n_train=60_000, probe_n=5_000, eval_every=1000,
                     max_steps=30_000, n_eval=2_000, dot_steps=20, cond_updates=(0, 4, 16, 32),
-                    wgan_scale=5, cond_cap_scale=3),
+                    wgan_scale=5, cond_cap_scale=3, wgan_cap_scale=3),
     "quick": Settings(seeds=2, width=4, batch=16, n_train=400, probe_n=64, eval_every=2,
                       max_steps=4, n_eval=64, dot_steps=2, cond_updates=(0, 2), k_pairs=4,
                       k_repeats=1),
@@ -471,6 +474,7 @@ def _deviations(s: Settings, models: dict) -> str:
 
     nets = "; ".join(f"{label} {name}: {text}" for label, runs in models.items()
                      for name, text in method_nets(runs[0]["method"]).items())  # fmt: skip
+    wgan = s.wgan_scale * s.wgan_cap_scale  # WGAN-GP's cap over the others', in engine steps
     latent = models[FIXED_G][0]["method"].latent_dim
     items = [
         f"Data: Fashion-MNIST 28×28 grey ({s.n_train} training images), not CIFAR-10 / STL-10 "
@@ -488,9 +492,9 @@ def _deviations(s: Settings, models: dict) -> str:
         "conditional SNGAN(hinge) with a projection D trained here, not the public pre-trained "
         f"ImageNet cGAN. z ∈ R^{latent} ~ N(0, I) (the SNGAN models: R^128).",
         f"Training: batch {s.batch} (paper: {PAPER_BATCH}); at most {s.max_steps} engine "
-        f"steps per GAN ({COND} ×{s.cond_cap_scale}; WGAN-GP ×{s.wgan_scale}: an engine step "
+        f"steps per GAN ({COND} ×{s.cond_cap_scale}; WGAN-GP ×{wgan}: an engine step "
         "is one critic update and WGAN-GP takes 5 per generator update, so its generator gets "
-        f"{s.wgan_scale}/5 of the others' updates) with early stop once the FID curve is "
+        f"{wgan}/5 of the others' updates) with early stop once the FID curve is "
         "steady, vs SNGAN's 100,000 generator updates; no EMA of G (DOT needs the G that D was "
         "trained against); losses, optimisers and learning rates are the presets' (WGAN-GP: "
         "Adam 1e-4 (0.5, 0.9), λ = 10, 5 critic steps; SNGAN: Adam 2e-4 (0.5, 0.999), 1 "
