@@ -4,6 +4,7 @@ extended after its OT phase (the runner's AE chunks and its refinement resume)."
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -82,3 +83,21 @@ def test_refinement_leaves_the_ae_run_resumable(tmp_path):
     n_ae = again["ae_steps"]
     assert n_ae > 4 and again["curve"].steps[:2] == first["curve"].steps[:2]  # continued
     assert list_checkpoints(again["run_dir"] / "checkpoints")[-1][0] == n_ae + round(0.5 * n_ae)
+
+
+@pytest.mark.parametrize("profile", ["cpu", "paper"])
+def test_baselines_get_equal_generator_updates(monkeypatch, profile):
+    """WGAN-GP's interval and cap count critic steps: scaled by its n_critic, both baselines are
+    evaluated and capped at the same number of generator updates."""
+    from otgen.methods.gan import WGANGPConfig
+    from otgen.reproduce import aeot_fmnist as af
+
+    seen = {}
+    monkeypatch.setattr(af, "train_until_flat", lambda method, *a, **kw: seen.update(
+        {method: (kw["eval_every"], kw["max_steps"])}))  # fmt: skip
+    s = af._settings(profile)
+    for method in ("dcgan", "wgan-gp"):
+        af._train_baseline(method, s, None, None, 0, "cpu", Path("unused"))
+    n = WGANGPConfig.n_critic
+    assert seen["wgan-gp"] == (n * seen["dcgan"][0], n * seen["dcgan"][1])
+    assert seen["dcgan"] == (s["base_every"], s["base_cap"])

@@ -53,21 +53,28 @@ from otgen.utils.tables import fmt_mean_se, mean_se
 # 6. "paper": the papers' networks (InfoGAN layout at width 64, latent 64, all 60,000 codes
 # as OT targets, AE-OT-GAN up to 500 epochs) for a GPU. Step counts are engine steps of
 # ``batch`` images (WGAN-GP: critic steps; AE-OT-GAN: one D step + ``g_steps`` G steps).
+# ``wgan_scale``: WGAN-GP's evaluation interval and cap are this many times DCGAN's, i.e. its
+# 5 critic steps per generator update make both baselines' budgets equal in generator updates
+# (session 10: dot-images' WGAN-GP needed 35,000-40,000 generator updates to flatten; at the
+# old 40,000 critic steps aeot-fmnist's WGAN-GP got 8,000). Session 10 also raised the cpu
+# cap to 50,000: eot-mixing's DCGAN of the same size and batch flattened at 36,000-37,000.
 QUICK = {
     "seeds": 2, "n_train": 3000, "n_eval": 500, "batch": 64, "width": 8, "latent_dim": 8,
     "ae_every": 40, "ae_cap": 80, "refine": 0.5, "ot_targets": 300, "ot_time_limit": 20.0,
-    "gan_every": 10, "gan_cap": 20, "base_every": 40, "base_cap": 80, "progress": 8,
+    "gan_every": 10, "gan_cap": 20, "base_every": 40, "base_cap": 80, "wgan_scale": 1,
+    "progress": 8,
 }  # fmt: skip
 CPU = {
     "seeds": 2, "n_train": 60000, "n_eval": 5000, "batch": 64, "width": 16, "latent_dim": 8,
     "ae_every": 300, "ae_cap": 4800, "refine": 0.3, "ot_targets": 2000, "ot_time_limit": 600.0,
-    "gan_every": 150, "gan_cap": 3000, "base_every": 1000, "base_cap": 40000, "progress": 8,
+    "gan_every": 150, "gan_cap": 3000, "base_every": 1000, "base_cap": 50_000, "wgan_scale": 5,
+    "progress": 8,
 }  # fmt: skip
 PAPER = {
     "seeds": 2, "n_train": 60000, "n_eval": 5000, "batch": 64, "width": 64, "latent_dim": 64,
     "ae_every": 938, "ae_cap": 50 * 938, "refine": 0.43, "ot_targets": None,
     "ot_time_limit": 3600.0, "gan_every": 10 * 938, "gan_cap": 500 * 938, "base_every": 5 * 938,
-    "base_cap": 100 * 938, "progress": 8,
+    "base_cap": 100 * 938, "wgan_scale": 5, "progress": 8,
 }  # fmt: skip
 PROBE_OT_TARGETS = 16  # OT targets of the AE chunks' throw-away solves (never used)
 PROBE_SEED = 777  # the FidProbe's fixed latent draws
@@ -266,10 +273,11 @@ def _sets(s: dict, seed: int, dev):
 
 
 def _train_baseline(method: str, s: dict, data, probe, seed: int, dev, runs: Path, log=print):
+    scale = s["wgan_scale"] if method == "wgan-gp" else 1  # engine steps per generator update
     return train_until_flat(
         method, {"width": s["width"]}, data, probe=probe, batch=s["batch"], seed=seed,
-        device=dev, run_dir=runs / f"{method}-s{seed}", eval_every=s["base_every"],
-        max_steps=s["base_cap"], progress=log,
+        device=dev, run_dir=runs / f"{method}-s{seed}", eval_every=s["base_every"] * scale,
+        max_steps=s["base_cap"] * scale, progress=log,
     )  # fmt: skip
 
 
@@ -612,8 +620,10 @@ def _notes(s: dict, res: dict) -> str:
         "evaluations agree pairwise within √(se₁² + se₂²) and the last six show no "
         "least-squares trend (change within 2 s.e.), or at the cap. AE: "
         f"held-out reconstruction MSE every {s['ae_every']} steps, cap {s['ae_cap']}; AE-OT-GAN: "
-        f"FID every {s['gan_every']} GAN steps, cap {s['gan_cap']}; DCGAN / WGAN-GP: FID every "
-        f"{s['base_every']} steps, cap {s['base_cap']}. A model stopped by its cap is 'not "
+        f"FID every {s['gan_every']} GAN steps, cap {s['gan_cap']}; DCGAN: FID every "
+        f"{s['base_every']} steps, cap {s['base_cap']}; WGAN-GP: every "
+        f"{s['base_every'] * s['wgan_scale']} critic steps, cap "
+        f"{s['base_cap'] * s['wgan_scale']}. A model stopped by its cap is 'not "
         "converged' and the claims resting on it stay untested. Curves: fid_curves.png.",
         f"Table 1 analogue, held-out MSE per pixel (pixels in [-1, 1]; /4 for [0, 1] units) "
         f"before → after {s['refine']:.2g}× the AE steps of frozen-encoder refinement: {mse}.",
@@ -649,6 +659,7 @@ def _deviations(s: dict, nets: dict[str, dict[str, str]]) -> str:
     """Every way this run differs from the papers' protocols (AE-OT §6, AE-OT-GAN §4, the
     reference notes), with the networks as trained (the first seed)."""
     from otgen.methods.aeot import AEOTConfig
+    from otgen.methods.gan import WGANGPConfig
     from otgen.ot.semidiscrete import default_n_samples
 
     described = "; ".join(f"{model} {name}: {text}" for model, parts in nets.items()
@@ -674,8 +685,9 @@ def _deviations(s: dict, nets: dict[str, dict[str, str]]) -> str:
         "(5) budget: every model stops when its quality curve flattens or at a cap far below "
         "the papers' (AE-OT-GAN: 500 epochs in the paper; the AE in the paper is trained until "
         "'the L2 loss stops descending', which our held-out-MSE rule stands in for); "
-        f"WGAN-GP's cap of {cap:,} counts critic steps, i.e. {cap // 5:,} generator updates "
-        f"against DCGAN's {cap:,}; "
+        f"WGAN-GP's cap of {cap * s['wgan_scale']:,} counts critic steps, i.e. "
+        f"{cap * s['wgan_scale'] // WGANGPConfig.n_critic:,} generator updates against "
+        f"DCGAN's {cap:,}; "
         f"(6) encoder freezing: after the AE curve flattens, the decoder is refined for a fixed "
         f"{s['refine']:.2g}× the AE steps (the paper: until the loss stops descending again); "
         "Table 1 is measured as held-out MSE, the paper reports the training loss; "
