@@ -470,6 +470,7 @@ def _notes(s, profile, evaluator, floor, dot_floor, models, t2, t3) -> str:
 def _deviations(s: Settings, models: dict) -> str:
     """Every way this run differs from the paper's protocol (DOT paper §4, Tables 1-3, and the
     reference notes), with the networks as trained (seed 0 of each GAN)."""
+    from otgen.methods.gan import WGANGPConfig
     from otgen.utils.report import method_nets
 
     nets = "; ".join(f"{label} {name}: {text}" for label, runs in models.items()
@@ -493,8 +494,9 @@ def _deviations(s: Settings, models: dict) -> str:
         f"ImageNet cGAN. z ∈ R^{latent} ~ N(0, I) (the SNGAN models: R^128).",
         f"Training: batch {s.batch} (paper: {PAPER_BATCH}); at most {s.max_steps} engine "
         f"steps per GAN ({COND} ×{s.cond_cap_scale}; WGAN-GP ×{wgan}: an engine step "
-        "is one critic update and WGAN-GP takes 5 per generator update, so its generator gets "
-        f"{wgan}/5 of the others' updates) with early stop once the FID curve is "
+        f"is one critic update and WGAN-GP takes {WGANGPConfig.n_critic} per generator update, "
+        f"so its generator gets {wgan}/{WGANGPConfig.n_critic} of the others' updates) with "
+        "early stop once the FID curve is "
         "steady, vs SNGAN's 100,000 generator updates; no EMA of G (DOT needs the G that D was "
         "trained against); losses, optimisers and learning rates are the presets' (WGAN-GP: "
         "Adam 1e-4 (0.5, 0.9), λ = 10, 5 critic steps; SNGAN: Adam 2e-4 (0.5, 0.999), 1 "
