@@ -1,14 +1,16 @@
 """The decision rules of ``otgen reproduce eot-mixing`` on hand-made inputs: the degradation
 numbers of a mixing-ratio result, the ordering claim of EOT Fig. 1c-d (EOTGAN degrades least,
-EOTGM most) and its refusal to decide while any training has not flattened."""
+EOTGM most), its refusal to decide while any training has not flattened, and the per-model
+caps."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from otgen.methods.gan import WGANConfig
 from otgen.metrics.protocols import MixingRatioResult
 from otgen.reproduce._converge import Curve
-from otgen.reproduce.eot_mixing import claims_for, degradation, joint_convergence
+from otgen.reproduce.eot_mixing import PROFILES, claims_for, degradation, joint_convergence
 from otgen.utils.claims import FAILS, HOLDS, UNTESTED, Convergence
 
 
@@ -58,3 +60,10 @@ def test_one_unflattened_training_leaves_the_claims_untested():
     assert not conv.converged and "WGAN seed 0" in conv.evidence
     paper = _rows({"EOTGAN": 1.0, "DCGAN": 2.0, "WGAN": 3.0, "EOTGM": 4.0})
     assert all(c.verdict == UNTESTED for c in claims_for(paper, conv, budget=0.1))
+
+
+def test_cpu_caps_give_wgan_as_many_generator_updates():
+    s = PROFILES["cpu"]
+    assert s.cap("dcgan") == s.cap("eotgm") == s.max_steps  # the common cap: equal epochs
+    # WGAN's engine steps are critic steps: its cap / n_critic generator updates
+    assert s.cap("wgan") // WGANConfig.n_critic == s.max_steps

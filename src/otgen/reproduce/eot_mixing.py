@@ -9,7 +9,9 @@ trained on it; here Fashion-MNIST and the shipped ``fmnist-net`` extractor
 (``otgen.metrics.features``), so scores are labelled FID-/IS-fmnist-net.
 
 Equal epochs (the paper's protocol: every model 50 epochs): all four get the same batch size
-and the same cap on training steps, i.e. the same number of passes over the data. Under the
+and the same cap on training steps, i.e. the same number of passes over the data, except where
+a profile's ``cap_scale`` raises a model's cap (``cpu``: WGAN's ×5, so that its generator gets
+as many updates as the others', and EOTGAN's ×1.5, since it oscillates). Under the
 ``cpu`` profile each model is trained by :func:`otgen.reproduce._converge.train_until_flat`:
 FID-fmnist-net of a fixed generated set is evaluated every ``eval_every`` steps and training
 stops early once the curve is steady (the last three evaluations agree pairwise within their
@@ -30,13 +32,14 @@ seed to have flattened (otherwise "untested") and ≥ 2 seeds.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from otgen.data import load
+from otgen.methods.gan import WGANConfig
 from otgen.reproduce import check_profile, one_thread, profiled
 from otgen.utils.claims import Convergence, all_converged, make_claim
 from otgen.utils.report import method_nets, write_report
@@ -47,11 +50,13 @@ LABELS = {"dcgan": "DCGAN", "wgan": "WGAN", "eotgm": "EOTGM", "eotgan": "EOTGAN"
 EXTRACTOR = "fmnist-net"
 PAPER_EPOCHS, PAPER_BATCH, PAPER_TRAIN = 50, 128, 60_000  # EOT paper (reference notes)
 TRAIN_SET = 60_000  # Fashion-MNIST's training set
+N_CRITIC = WGANConfig.n_critic  # WGAN's critic updates per generator update
 
 
 @dataclass(frozen=True)
 class Settings:
     """One profile. ``max_steps`` is the common cap (equal epochs: same batch for all);
+    ``cap_scale``: a model whose cap is that many times the common one (see :meth:`cap`);
     ``early_stop``: stop a model once its FID curve flattens (False: always run the cap)."""
 
     n_train: int | None  # None: the full training set
@@ -66,9 +71,15 @@ class Settings:
     ema: float  # generator EMA decay (0: none)
     early_stop: bool = True
     boot: int = 20  # bootstrap resamples of the probe's standard error
+    cap_scale: dict[str, int | float] = field(default_factory=dict)
 
     def epochs(self, steps: int) -> float:
         return steps * self.batch / (self.n_train or TRAIN_SET)
+
+    def cap(self, name: str) -> int:
+        """``name``'s cap on engine steps: the common cap, times its ``cap_scale``. The
+        evaluation interval stays common, so a raised cap continues a saved run."""
+        return round(self.max_steps * self.cap_scale.get(name, 1))
 
 
 PROFILES = {
@@ -80,8 +91,12 @@ PROFILES = {
     # resumable, and the cap can be raised later without retraining (not part of a run's key)
     # Session 8: both EOTGANs were still moving (±2 FID) at 30,000, and under the trend test
     # most "steady" runs were still falling: the cap is now the paper's 50 epochs at batch 64
+    # Session 11: at that cap both WGANs were still falling (~0.7 FID per 1,000 steps) and
+    # one EOTGAN oscillated ±5 FID; WGAN's cap x5 (its 5 critic steps per generator update:
+    # as many generator updates as the others' cap) and EOTGAN's x1.5 (75 epochs)
     "cpu": Settings(n_train=None, batch=64, width=16, max_steps=46_875, eval_every=1000,
-                    probe_n=5000, mix_n=2000, repeats=5, seeds=2, ema=0.99),
+                    probe_n=5000, mix_n=2000, repeats=5, seeds=2, ema=0.99,
+                    cap_scale={"wgan": N_CRITIC, "eotgan": 1.5}),
     "paper": Settings(n_train=None, batch=PAPER_BATCH, width=None,
                       max_steps=PAPER_EPOCHS * PAPER_TRAIN // PAPER_BATCH, eval_every=2344,
                       probe_n=5000, mix_n=2000, repeats=5, seeds=2, ema=0.0, early_stop=False),
@@ -151,10 +166,10 @@ def train_model(name: str, s: Settings, data, probe, seed: int, dev, run_dir: Pa
     """One model trained to the common cap (stopping early once flat if the profile allows)."""
     from otgen.reproduce._converge import train_until_flat
 
-    evals = -(-s.max_steps // s.eval_every)
+    evals = -(-s.cap(name) // s.eval_every)
     return train_until_flat(
         name, method_params(s), data, probe=probe, batch=s.batch, seed=seed, device=dev,
-        run_dir=run_dir, eval_every=s.eval_every, max_steps=s.max_steps,
+        run_dir=run_dir, eval_every=s.eval_every, max_steps=s.cap(name),
         min_evals=3 if s.early_stop else evals + 1,
         config={"ema": {"decay": s.ema}} if s.ema else None,
     )  # fmt: skip
@@ -325,6 +340,24 @@ def _batch_note(s: Settings) -> str:
     return f" instead of {PAPER_BATCH} ({halves})"
 
 
+def _scaled_caps(s: Settings) -> str:
+    """The models whose cap differs from the common one, as report text."""
+    raised = [f"{LABELS[m]} {s.cap(m)} steps = {s.epochs(s.cap(m)):.2f} epochs"
+              for m in METHODS if s.cap(m) != s.max_steps]  # fmt: skip
+    return f" ({'; '.join(raised)})" if raised else ""
+
+
+def _wgan_note(s: Settings) -> str:
+    """WGAN's critic steps against the others' generator updates, as report text."""
+    share = s.cap("wgan") / (N_CRITIC * s.max_steps)
+    return (f"WGAN: an engine step is one critic update ({N_CRITIC} per generator update); "
+            f"its cap is {s.cap('wgan') / s.max_steps:g}× the common one, so at its cap its "
+            f"generator has had {share:g}× the updates of a generator at the common cap, and "
+            "its steady window (six evaluations, in engine steps) spans 1/"
+            f"{N_CRITIC} of the generator updates of the others'; its weight clipping 0.01 and "
+            "RMSprop 5e-5 are the WGAN paper's.")  # fmt: skip
+
+
 def _deviations(s: Settings, epochs: float, nets: dict[str, dict[str, str]]) -> str:
     """Every way this run differs from the paper's protocol (EOT paper §3.3, reference notes)."""
     trained = "; ".join(f"{model} {name}: {text}" for model, parts in nets.items()
@@ -349,15 +382,13 @@ def _deviations(s: Settings, epochs: float, nets: dict[str, dict[str, str]]) -> 
         "Sinkhorn (EOTGM, EOTGAN): stops at an L1 marginal error of 1e-3 or 1,000 iterations "
         "(the authors use POT's defaults).",
         f"Batch {s.batch}{_batch_note(s)}.",
-        "WGAN: an engine step is one critic update (5 per generator update), so at equal "
-        "steps (equal passes over the data) WGAN's generator gets a fifth of the others' "
-        "updates; its weight clipping 0.01 and RMSprop 5e-5 are the WGAN paper's.",
+        _wgan_note(s),
     ]
     if s.early_stop:
-        items.append(f"Budget: a {epochs:.2f}-epoch cap instead of {PAPER_EPOCHS} epochs, with "
-                     "early stopping once the FID curve is steady, so the models end at "
-                     "different epochs (each on its own plateau) where the paper compares them "
-                     "at equal epochs.")  # fmt: skip
+        items.append(f"Budget: a {epochs:.2f}-epoch cap{_scaled_caps(s)} instead of "
+                     f"{PAPER_EPOCHS} epochs, with early stopping once the FID curve is steady, "
+                     "so the models end at different epochs (each on its own plateau) where "
+                     "the paper compares them at equal epochs.")  # fmt: skip
     if s.ema:
         items.append(f"A generator EMA (decay {s.ema}, updated every engine step, so every "
                      "critic step for WGAN) is evaluated; the paper has none.")  # fmt: skip
