@@ -182,3 +182,6 @@ def test_smoke(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         assert fig in linked, f"{name}: figure {fig} not linked from {smoke.report}.md"
     for fig in linked:  # every linked figure exists and is a PNG
         assert (out / fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", fig
+    # a finished experiment keeps every curve's checkpoint: a raised cap continues the run
+    for curve in out.glob("runs/*/*/curve.json"):
+        assert list((curve.parent / "checkpoints").glob("*.safetensors")), curve.parent.name

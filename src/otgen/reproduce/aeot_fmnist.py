@@ -260,8 +260,9 @@ def run(out: Path, profile: str | bool, seed: int, dev: torch.device) -> dict:
     for i in range(s["seeds"]):
         res["seeds"].append(_one_seed(s, data, held_out, probe, evaluator, seed + i, dev, runs,
                                       figs, out if i == 0 else None))  # fmt: skip
-    for ckdir in runs.glob("*/checkpoints"):  # weights do not belong in the results folder
-        shutil.rmtree(ckdir, ignore_errors=True)
+    # the run folders keep their last checkpoint (git-ignored; only the report's files are
+    # committed): a later call with a raised cap or a stricter rule continues them, where
+    # deleting them (as this did until session 11) retrains every run from step 0
     return _report(out, s, profile, seed, res, figs)
 
 
