@@ -84,10 +84,3 @@ def test_probe_claim_needs_a_difference_the_seeds_can_sign():
     assert better.verdict == HOLDS
     unconverged = mbgan._probe_claim(_main([0.9, 0.9], [0.8, 0.8], False), CPU, [0, 1])
     assert unconverged.verdict == UNTESTED
-
-
-def test_best_names_the_lowest_fid_and_its_step_not_the_last():
-    # a run that got worse after its minimum (MBGAN at the paper's margin)
-    curve = Curve((350, 700, 1050), (60.0, 48.5, 120.0), (0.5,) * 3,
-                  Convergence(False, "hand-made"), 1.0)  # fmt: skip
-    assert mbgan._best(curve) == "48.50 (700)"

@@ -409,8 +409,8 @@ def run(out_dir: Path, profile: str | bool, seed: int, dev: torch.device) -> dic
     rows = _rows(main, seeds, ctx)
     write_report(
         out_dir, NAME, title="MBGAN (metric-based GAN) on Fashion-MNIST, trained until flat",
-        rows=rows, columns=["model", "seed", "steps", "converged", "FID-fmnist-net",
-                            "best FID (step)", "train_s", "probe_acc"],
+        rows=rows, columns=["model", "seed", "steps", "converged", "FID-fmnist-net", "train_s",
+                            "probe_acc"],
         data={"settings": asdict(s), "profile": profile, "published_probe": PUBLISHED_PROBE,
               "curves": {f"{m} seed {sd}": c.to_dict() for (m, sd), c in main["curves"].items()},
               "probe": {f"{m} seed {sd}": v for (m, sd), v in main["probe"].items()},
@@ -423,20 +423,12 @@ def run(out_dir: Path, profile: str | bool, seed: int, dev: torch.device) -> dic
     return {c.key: f"{c.ours()} ({c.verdict})" for c in claims}
 
 
-def _best(curve) -> str:
-    """The curve's lowest FID and its step: where a run that later got worse (MBGAN at the
-    paper's margin, docs/mbgan.md) was best, beside where it ended."""
-    i = min(range(len(curve.fids)), key=curve.fids.__getitem__)
-    return f"{curve.fids[i]:.2f} ({curve.steps[i]})"
-
-
 def _rows(main: dict, seeds: list[int], ctx: dict) -> list[dict]:
     rows = []
     for (label, sd), c in main["curves"].items():
         fid, se = main["fid"][(label, sd)]
         rows.append({"model": label, "seed": sd, "steps": c.steps[-1], "converged": c.converged,
-                     "FID-fmnist-net": f"{fid:.2f} ± {se:.2f}", "best FID (step)": _best(c),
-                     "train_s": round(c.seconds, 1),
+                     "FID-fmnist-net": f"{fid:.2f} ± {se:.2f}", "train_s": round(c.seconds, 1),
                      "probe_acc": round(main["probe"][(label, sd)], 4)})  # fmt: skip
     for label in ("untrained MBGAN D", "untrained DCGAN D"):
         for sd in seeds:
