@@ -59,10 +59,10 @@ from otgen.utils.tables import fmt_mean_se, mean_se
 # old 40,000 critic steps aeot-fmnist's WGAN-GP got 8,000). Session 10 also raised the cpu
 # cap to 50,000: eot-mixing's DCGAN of the same size and batch flattened at 36,000-37,000.
 # Session 11: the AE cap 9,600 (at 3,300 steps the held-out MSE still fell ~0.0002 per 300
-# steps, at the trend test's bound) and AE-OT-GAN's 6,000 (an AE chunk costs ~200 s, a GAN
-# step ~0.1 s: doubling both costs little against an untested claim). Then AE-OT-GAN's
-# 9,000: seed 0 oscillated 15-18 FID at the 6,000 cap (seed 1 was steady at 4,650); its run
-# starts afresh on every call (a seed's trajectory is the same, so only steps past 6,000 are new).
+# steps, at the trend test's bound) and AE-OT-GAN's 6,000 (measured: ~25 s per 300-step AE
+# chunk, ~0.11 s per GAN step: doubling both costs little against an untested claim). Then
+# AE-OT-GAN's 9,000: seed 0 oscillated 15-18 FID at the 6,000 cap (seed 1 was steady at
+# 4,650); its run is retrained from step 0 on every call, along the same trajectory.
 QUICK = {
     "seeds": 2, "n_train": 3000, "n_eval": 500, "batch": 64, "width": 8, "latent_dim": 8,
     "ae_every": 40, "ae_cap": 80, "refine": 0.5, "ot_targets": 300, "ot_time_limit": 20.0,
