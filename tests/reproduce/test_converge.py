@@ -215,3 +215,18 @@ def test_the_run_folder_path_and_device_index_are_not_part_of_the_key(
     said: list[str] = []
     _, _, more = _chunked(data, probe, Path("run"), max_steps=STEPS, log=said.append)
     assert any("resuming at step 4" in line for line in said) and more.steps == (2, 4, 6)
+
+
+def test_progress_lines_name_the_probes_metric(fmnist, probe, tmp_path: Path):
+    class Named:  # e.g. aeot-fmnist's reconstruction probe: its value is an MSE, not an FID
+        metric = "MSE"
+
+        def __call__(self, sample):
+            return probe(sample)
+
+    data = otgen.data.load("fashion-mnist", split="test", n=64, seed=1)
+    said: list[str] = []
+    _chunked(data, Named(), tmp_path / "named", max_steps=CHUNK, log=said.append)
+    _chunked(data, probe, tmp_path / "fid", max_steps=CHUNK, log=said.append)
+    assert "step 2  MSE " in said[0] and "FID" not in said[0]
+    assert "step 2  FID " in said[1]

@@ -81,6 +81,8 @@ class FidProbe:
     evaluation sees the same latent draws and the caller's RNG stream is untouched.
     """
 
+    metric = "FID"  # the name progress lines print (another probe, e.g. an MSE, names its own)
+
     def __init__(
         self,
         real: torch.Tensor,
@@ -307,7 +309,8 @@ def train_until_flat(
         state.save(state_path, key)
         conv = check_steady(state.steps, state.fids, state.ses)
         if progress:
-            progress(f"{method} seed {seed}: step {target}  FID {fid:.3f} ± {se:.3f}")
+            metric = getattr(probe, "metric", "FID")
+            progress(f"{method} seed {seed}: step {target}  {metric} {fid:.3f} ± {se:.3f}")
     if trained is None:  # resumed a finished run: nothing was trained or loaded above
         trained, _ = load_run(run_dir, device)
     if not conv.converged or len(state.steps) < min_evals:

@@ -102,6 +102,8 @@ class ReconProbe:
     by ``train_until_flat`` like a :class:`FidProbe`, with the trained model's bound ``sample``.
     """
 
+    metric = "MSE"  # what train_until_flat's progress lines call the value
+
     def __init__(self, images: torch.Tensor) -> None:
         self.images = images
 
