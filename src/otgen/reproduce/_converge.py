@@ -296,6 +296,7 @@ def train_until_flat(
         progress(f"{method} seed {seed}: resuming at step {state.steps[-1]} ({run_dir})")
     conv = check_steady(state.steps, state.fids, state.ses)
     trained = None
+    metric = getattr(probe, "metric", "FID")  # what progress lines call the probe's value
     while not state.steps or not _finished(conv, len(state.steps), min_evals, state.steps[-1],
                                            max_steps):  # fmt: skip
         target = min(max_steps, (state.steps[-1] if state.steps else 0) + eval_every)
@@ -309,7 +310,6 @@ def train_until_flat(
         state.save(state_path, key)
         conv = check_steady(state.steps, state.fids, state.ses)
         if progress:
-            metric = getattr(probe, "metric", "FID")
             progress(f"{method} seed {seed}: step {target}  {metric} {fid:.3f} ± {se:.3f}")
     if trained is None:  # resumed a finished run: nothing was trained or loaded above
         trained, _ = load_run(run_dir, device)
