@@ -76,14 +76,14 @@ def test_budget_fraction_counts_critic_steps_of_wgan_gp():
     assert di.budget_fraction(s, "SNGAN(ns)") == 1.0
     assert di.budget_fraction(s, "WGAN-GP") == 1.0
     cpu = di.PROFILES["cpu"]
-    critic_steps = cpu.wgan_scale * cpu.wgan_cap_scale * cpu.max_steps
+    critic_steps = cpu.wgan_scale * cpu.max_steps
     assert di.budget_fraction(cpu, "WGAN-GP") == critic_steps * cpu.batch / (500_000 * 64)
-    # 5 critic steps per update: WGAN-GP's generator gets wgan_cap_scale x the others' updates
+    # 5 critic steps per update: WGAN-GP's generator gets as many updates as the others'
     # at an evaluation interval of the same number of generator updates
     wgan, sngan = di.budget_fraction(cpu, "WGAN-GP"), di.budget_fraction(cpu, "SNGAN(ns)")
-    assert wgan == pytest.approx(cpu.wgan_cap_scale * sngan)
+    assert wgan == pytest.approx(sngan)
     assert cpu.steps("WGAN-GP")[0] == cpu.wgan_scale * cpu.eval_every
-    # the conditional GAN's cap alone is scaled; its evaluation interval is the others'
-    assert cpu.steps(di.COND) == (cpu.eval_every, cpu.cond_cap_scale * cpu.max_steps)
+    # the conditional GAN's cap and evaluation interval are the others'
+    assert cpu.steps(di.COND) == (cpu.eval_every, cpu.max_steps)
     cond, uncond = di.budget_fraction(cpu, di.COND), di.budget_fraction(cpu, "SNGAN(ns)")
-    assert cond == pytest.approx(cpu.cond_cap_scale * uncond)
+    assert cond == pytest.approx(uncond)

@@ -61,21 +61,19 @@ class Settings:
     n_train: int  # training images (subset of the 60,000)
     probe_n: int  # generated images of the convergence probe (fixed latents)
     eval_every: int  # engine steps between evaluations (scaled by n_critic for WGAN-GP)
-    max_steps: int  # cap on engine steps (scaled by n_critic for WGAN-GP)
+    max_steps: int  # cap on generator updates (engine steps; scaled by n_critic for WGAN-GP)
     n_eval: int  # generated images per DOT score (same latents bare and after DOT)
     dot_steps: int  # latent DOT updates (Table 1: 20 SGD steps on CIFAR-10, 10 on STL-10)
     cond_updates: tuple[int, ...]  # Table 3 columns
     k_pairs: int = K_PAIRS
     k_repeats: int = K_REPEATS
     wgan_scale: int = 1  # WGAN-GP's cap and eval interval are this many times the others'
-    cond_cap_scale: int = 1  # the conditional GAN's cap is this many times the others'
-    wgan_cap_scale: int = 1  # and WGAN-GP's (in generator updates)
 
     def steps(self, label: str) -> tuple[int, int]:
-        """(eval_every, max_steps) of one GAN, in engine (critic) steps."""
+        """(eval_every, max_steps) of one GAN, in engine (critic) steps: the same number of
+        generator updates for every GAN."""
         scale = self.wgan_scale if label == "WGAN-GP" else 1
-        cap = {COND: self.cond_cap_scale, "WGAN-GP": self.wgan_cap_scale}.get(label, 1)
-        return self.eval_every * scale, self.max_steps * scale * cap
+        return self.eval_every * scale, self.max_steps * scale
 
 
 PROFILES = {
@@ -478,7 +476,6 @@ def _deviations(s: Settings, models: dict) -> str:
 
     nets = "; ".join(f"{label} {name}: {text}" for label, runs in models.items()
                      for name, text in method_nets(runs[0]["method"]).items())  # fmt: skip
-    wgan = s.wgan_scale * s.wgan_cap_scale  # WGAN-GP's cap over the others', in engine steps
     latent = models[FIXED_G][0]["method"].latent_dim
     items = [
         f"Data: Fashion-MNIST 28×28 grey ({s.n_train} training images), not CIFAR-10 / STL-10 "
@@ -495,10 +492,9 @@ def _deviations(s: Settings, models: dict) -> str:
         "ResNet models (Table 1's other rows, not run here); the conditional GAN is a small "
         "conditional SNGAN(hinge) with a projection D trained here, not the public pre-trained "
         f"ImageNet cGAN. z ∈ R^{latent} ~ N(0, I) (the SNGAN models: R^128).",
-        f"Training: batch {s.batch} (paper: {PAPER_BATCH}); at most {s.max_steps} engine "
-        f"steps per GAN ({COND} ×{s.cond_cap_scale}; WGAN-GP ×{wgan}: an engine step "
-        f"is one critic update and WGAN-GP takes {WGANGPConfig.n_critic} per generator update, "
-        f"so its generator gets {wgan}/{WGANGPConfig.n_critic} of the others' updates) with "
+        f"Training: batch {s.batch} (paper: {PAPER_BATCH}); at most {s.max_steps} generator "
+        f"updates per GAN (WGAN-GP: ×{s.wgan_scale} engine steps, as an engine step is one "
+        f"critic update and WGAN-GP takes {WGANGPConfig.n_critic} per generator update) with "
         "early stop once the FID curve is "
         "steady, vs SNGAN's 100,000 generator updates; no EMA of G (DOT needs the G that D was "
         "trained against); losses, optimisers and learning rates are the presets' (WGAN-GP: "
