@@ -101,3 +101,42 @@ def test_baselines_get_equal_generator_updates(monkeypatch, profile):
     n = WGANGPConfig.n_critic
     assert seen["wgan-gp"] == (n * seen["dcgan"][0], n * seen["dcgan"][1])
     assert seen["dcgan"] == (s["base_every"], s["base_cap"])
+
+
+def test_aeotgan_is_evaluated_through_its_generator_ema(tmp_path):
+    """With ``gan_ema`` set, the probe sees and the runner returns the EMA generator: its
+    weights are the checkpoint's EMA shadow, not the raw generator the optimiser moved."""
+    from otgen.engine.checkpoint import list_checkpoints, load_checkpoint
+    from otgen.reproduce.aeot_fmnist import _train_aeot, _train_aeotgan
+
+    data, held_out = _images(48), _images(24).x
+    s = {"width": 4, "latent_dim": 3, "batch": 16, "ae_every": 2, "ae_cap": 4, "refine": 0.5,
+         "ot_targets": 12, "ot_time_limit": 2.0, "gan_every": 2, "gan_cap": 6,
+         "gan_ema": 0.5, "gan_ema_start": 2}  # fmt: skip
+    aeot = _train_aeot(s, data, held_out, 0, "cpu", tmp_path, log=None)
+    seen = []
+
+    def probe(sample):
+        seen.append({k: v.clone() for k, v in sample.__self__.nets["G"].state_dict().items()})
+        return 1.0, 1.0  # a flat curve: the run stops after three evaluations
+
+    gan, _, curve = _train_aeotgan(s, data, aeot["run_dir"], probe, 0, "cpu", tmp_path, None)
+    state = load_checkpoint(list_checkpoints(tmp_path / "aeotgan-s0" / "checkpoints")[-1][1]).state
+    returned = gan.nets["G"].state_dict()
+    assert curve.steps == (2, 4, 6) and len(seen) == 3
+    for k, v in state["ema"].items():
+        assert torch.equal(returned[k], v) and torch.equal(seen[-1][k], v)
+    weights = [k for k, v in state["ema"].items() if v.is_floating_point()]
+    assert any(not torch.equal(state["ema"][k], state["nets"]["G"][k]) for k in weights)
+
+
+@pytest.mark.parametrize("profile", ["cpu", "quick"])
+def test_aeotgan_ema_horizon_is_one_evaluation_interval(profile):
+    """docs/convergence.md: the EMA averages about one evaluation interval (1 / (1 - decay)
+    within 10% of it) and starts after the first; the paper profile has none, as the paper."""
+    from otgen.reproduce import aeot_fmnist as af
+
+    s = af._settings(profile)
+    assert 1 / (1 - s["gan_ema"]) == pytest.approx(s["gan_every"], rel=0.1)
+    assert s["gan_ema_start"] == s["gan_every"]
+    assert af._gan_ema(af._settings("paper")) is None

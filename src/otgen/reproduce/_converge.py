@@ -296,7 +296,7 @@ def train_until_flat(
         progress(f"{method} seed {seed}: resuming at step {state.steps[-1]} ({run_dir})")
     conv = check_steady(state.steps, state.fids, state.ses)
     trained = None
-    metric = getattr(probe, "metric", "FID")  # what progress lines call the probe's value
+    metric = getattr(probe, "metric", FidProbe.metric)  # what progress lines call its value
     while not state.steps or not _finished(conv, len(state.steps), min_evals, state.steps[-1],
                                            max_steps):  # fmt: skip
         target = min(max_steps, (state.steps[-1] if state.steps else 0) + eval_every)
