@@ -74,13 +74,28 @@ def _main(acc_mb, acc_dc, converged=True):
 
 def test_probe_claim_needs_a_difference_the_seeds_can_sign():
     # differences −0.020, −0.022: mean −0.021 ± 0.001, far below 0
-    worse = mbgan._probe_claim(_main([0.80, 0.81], [0.82, 0.832]), CPU, [0, 1])
+    worse = mbgan._probe_claim(_main([0.80, 0.81], [0.82, 0.832]), CPU, [0, 1], "MBGAN")
     assert worse.verdict == FAILS and worse.ours_mean == pytest.approx(-0.021)
     # differences +0.01, −0.02: mean −0.005 ± 0.015, within two s.e. of 0: neither verdict
-    close = mbgan._probe_claim(_main([0.83, 0.80], [0.82, 0.82]), CPU, [0, 1])
+    close = mbgan._probe_claim(_main([0.83, 0.80], [0.82, 0.82]), CPU, [0, 1], "MBGAN")
     assert close.verdict == UNTESTED and "inconclusive" in close.reason
     # differences +0.010, +0.012: MBGAN's features clearly better
-    better = mbgan._probe_claim(_main([0.83, 0.832], [0.82, 0.82]), CPU, [0, 1])
+    better = mbgan._probe_claim(_main([0.83, 0.832], [0.82, 0.82]), CPU, [0, 1], "MBGAN")
     assert better.verdict == HOLDS
-    unconverged = mbgan._probe_claim(_main([0.9, 0.9], [0.8, 0.8], False), CPU, [0, 1])
+    unconverged = mbgan._probe_claim(_main([0.9, 0.9], [0.8, 0.8], False), CPU, [0, 1], "MBGAN")
     assert unconverged.verdict == UNTESTED
+
+
+def test_each_probe_claim_rests_on_its_own_mbgan_and_dcgan():
+    """The per-pixel MBGAN's claim reads its own accuracies and curves: the literal MBGAN not
+    converging leaves it testable (and the literal claim untested)."""
+    main = _main([0.70, 0.71], [0.82, 0.832], converged=False)  # literal MBGAN, unconverged
+    flat = Curve((100, 200), (50.0, 50.0), (1.0, 1.0), Convergence(True, "test"), 1.0)
+    label = "MBGAN (per-pixel margin)"
+    for sd, acc in enumerate([0.83, 0.842]):  # +0.010 each: clearly better than DCGAN
+        main["curves"][(label, sd)] = main["curves"][("DCGAN", sd)] = flat
+        main["probe"][(label, sd)] = acc
+    mean = mbgan._probe_claim(main, CPU, [0, 1], label)
+    assert mean.key == "mbgan-probe-mean" and mean.verdict == HOLDS
+    assert mean.ours_mean == pytest.approx(0.010)
+    assert mbgan._probe_claim(main, CPU, [0, 1], "MBGAN").verdict == UNTESTED

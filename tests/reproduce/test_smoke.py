@@ -98,8 +98,8 @@ def _aeot_fmnist(mp):
     mp.setattr(m, "QUICK", {"seeds": 1, "n_train": CAP, "n_eval": 64, "batch": 16, "width": 4,
                             "latent_dim": 2, "ae_every": 2, "ae_cap": 4, "refine": 0.5,
                             "ot_targets": 50, "ot_time_limit": 0.5, "gan_every": 1, "gan_cap": 2,
-                            "gan_ema": 0.5, "gan_ema_start": 1, "base_every": 2, "base_cap": 4, "wgan_scale": 1,
-                            "progress": 2})  # fmt: skip
+                            "gan_ema": 0.5, "gan_ema_start": 1, "base_every": 2, "base_cap": 4,
+                            "wgan_scale": 1, "progress": 2})  # fmt: skip
     # PRD's 10 k-means runs of 20 clusters dominate a tiny run; 1 run of 5 clusters suffices
     prd = importlib.import_module("otgen.metrics.prd")
     mp.setattr(prd, "prd", functools.partial(prd.prd, num_runs=1, num_clusters=5))
