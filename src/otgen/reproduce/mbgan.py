@@ -499,14 +499,19 @@ def _figures(main: dict, sweep: list[dict], seeds: list[int], out_dir: Path, ctx
     def runs_of(model: str) -> dict[str, Line]:
         return {f"seed {sd}": Line.of(c) for (m, sd), c in main["curves"].items() if m == model}
 
-    fid = [Panel(f"{m} (fixed {ctx['probe'].n}-sample set)", runs_of(m), floor=ctx["floor"][0])
-           for m in (model.label for model in MODELS)]  # fmt: skip
-    figs = [plot_curves(fid, out_dir / "fid_curves.png")]
+    fid = [Panel(m, runs_of(m), floor=ctx["floor"][0]) for m in (x.label for x in MODELS)]
+    figs = [
+        plot_curves(
+            fid,
+            out_dir / "fid_curves.png",
+            title=f"FID of a fixed {ctx['probe'].n}-sample set over training",
+        )
+    ]
     for model in MODELS:
         fake = ctx["probe"].samples(main["models"][(model.label, seeds[0])].sample)
         figs.append(save_image_grid(fake[:64], out_dir / f"fmnist_{model.folder}.png", scale=2))
-    grad = [Panel(f"{label} generator gradient (Fig. 6)", _grad_lines(main, label, seeds),
-                  ylabel="‖∇θ L_G‖₂ (logged steps)", log=False)
+    grad = [Panel(label, _grad_lines(main, label, seeds),
+                  ylabel="generator ‖∇θ L_G‖₂ (Fig. 6)", log=False)
             for label in PROBE_CLAIMS]  # fmt: skip
     figs.append(plot_curves(grad, out_dir / "grad_norm.png"))
     figs.append(_interpolation(main["models"][("MBGAN", seeds[0])], out_dir / "interpolation.png",
@@ -523,10 +528,12 @@ def _grad_lines(main: dict, label: str, seeds) -> dict:
 
 
 def _grad_tail(main: dict, label: str, seeds) -> str:
-    """Min and mean of the generator gradient norm over the second half of ``label``'s runs."""
-    grad = [r["g_grad_norm"] for sd in seeds for r in main["records"][(label, sd)]
-            if "g_grad_norm" in r]  # fmt: skip
-    tail = grad[len(grad) // 2 :]
+    """Min and mean of the generator gradient norm over the second half of each of ``label``'s
+    runs (each seed's own second half: the runs may stop at different steps)."""
+    tail = []
+    for sd in seeds:
+        grad = [r["g_grad_norm"] for r in main["records"][(label, sd)] if "g_grad_norm" in r]
+        tail += grad[len(grad) // 2 :]
     return f"{label}: min {min(tail):.3g}, mean {sum(tail) / len(tail):.3g}" if tail else ""
 
 
