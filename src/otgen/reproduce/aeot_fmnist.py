@@ -649,7 +649,8 @@ def _notes(s: dict, res: dict) -> str:
         "evaluations agree pairwise within √(se₁² + se₂²) and the last six show no "
         "least-squares trend (change within 2 s.e.), or at the cap. AE: "
         f"held-out reconstruction MSE every {s['ae_every']} steps, cap {s['ae_cap']}; AE-OT-GAN: "
-        f"FID every {s['gan_every']} GAN steps, cap {s['gan_cap']}; DCGAN: FID every "
+        f"FID{' of its EMA generator' if s['gan_ema'] else ''} every {s['gan_every']} GAN "
+        f"steps, cap {s['gan_cap']}; DCGAN: FID every "
         f"{dcgan[0]} steps, cap {dcgan[1]}; WGAN-GP: every {wgan[0]} critic steps, cap "
         f"{wgan[1]}. A model stopped by its cap is 'not converged' and the claims resting on "
         "it stay untested. Curves: fid_curves.png.",
