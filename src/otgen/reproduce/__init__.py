@@ -117,6 +117,12 @@ def profiled(fn: Callable) -> Callable:
     return fn
 
 
+def generator_ema(decay: float, start: int = 0) -> dict | None:
+    """The engine config of a generator EMA for ``train_until_flat(config=...)``; None when
+    ``decay`` is 0 (no EMA). The same dict keys a run whichever experiment builds it."""
+    return {"ema": {"decay": decay, "start": start}} if decay else None
+
+
 def check_profile(profile: str) -> str:
     if profile not in PROFILES:
         raise OTGenError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")

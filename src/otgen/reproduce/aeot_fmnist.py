@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from otgen.data import load
-from otgen.reproduce import check_profile, one_thread, profiled
+from otgen.reproduce import check_profile, generator_ema, one_thread, profiled
 from otgen.reproduce._converge import FidProbe, train_until_flat
 from otgen.utils.claims import Convergence, all_converged, make_claim, significant
 from otgen.utils.report import method_nets, write_report
@@ -232,15 +232,8 @@ def _train_aeotgan(s, data, aeot_run: Path, probe: ProgressProbe, seed, dev, run
     return train_until_flat(
         "aeotgan", params, data, probe=probe, batch=s["batch"], seed=seed, device=dev,
         run_dir=runs / f"aeotgan-s{seed}", eval_every=s["gan_every"], max_steps=s["gan_cap"],
-        progress=log, config=_gan_ema(s),
+        progress=log, config=generator_ema(s["gan_ema"], s["gan_ema_start"]),
     )  # fmt: skip
-
-
-def _gan_ema(s: dict) -> dict | None:
-    """AE-OT-GAN's engine EMA config, or None when the profile has no EMA."""
-    if not s["gan_ema"]:
-        return None
-    return {"ema": {"decay": s["gan_ema"], "start": s["gan_ema_start"]}}
 
 
 def _conv(curves: list, name: str) -> dict[str, Convergence]:

@@ -40,7 +40,7 @@ import torch
 
 from otgen.data import load
 from otgen.methods.gan import WGANConfig
-from otgen.reproduce import check_profile, one_thread, profiled
+from otgen.reproduce import check_profile, generator_ema, one_thread, profiled
 from otgen.utils.claims import Convergence, all_converged, make_claim
 from otgen.utils.report import method_nets, write_report
 from otgen.utils.tables import fmt_mean_se, mean_se
@@ -175,7 +175,7 @@ def train_model(name: str, s: Settings, data, probe, seed: int, dev, run_dir: Pa
         name, method_params(s), data, probe=probe, batch=s.batch, seed=seed, device=dev,
         run_dir=run_dir, eval_every=s.eval_every, max_steps=s.cap(name),
         min_evals=3 if s.early_stop else evals + 1,
-        config={"ema": {"decay": s.ema, "start": s.ema_start}} if s.ema else None,
+        config=generator_ema(s.ema, s.ema_start),
     )  # fmt: skip
 
 

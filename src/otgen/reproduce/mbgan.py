@@ -43,7 +43,7 @@ from typing import NamedTuple
 import torch
 
 from otgen.data import load
-from otgen.reproduce import check_profile, one_thread, profiled
+from otgen.reproduce import check_profile, generator_ema, one_thread, profiled
 from otgen.utils.claims import Convergence, all_converged, make_claim, significant
 from otgen.utils.report import method_nets, write_report
 from otgen.utils.tables import mean_se
@@ -198,7 +198,7 @@ def _train(kind: str, params: dict, data, probe, s: Settings, seed: int, dev, ru
     return train_until_flat(
         kind, params, data, probe=probe, batch=s.batch, seed=seed, device=dev, run_dir=run_dir,
         eval_every=eval_every, max_steps=max_steps,
-        config={"ema": {"decay": s.ema, "start": s.ema_start}},
+        config=generator_ema(s.ema, s.ema_start),
     )  # fmt: skip
 
 
@@ -519,11 +519,16 @@ def _figures(main: dict, sweep: list[dict], seeds: list[int], out_dir: Path, ctx
     return figs + ctx["figures"]
 
 
+def _grad_log(main: dict, label: str, seed: int) -> list[tuple[int, float]]:
+    """(step, generator gradient norm) of every logged step of one run."""
+    return [(r["step"], r["g_grad_norm"]) for r in main["records"][(label, seed)]
+            if "g_grad_norm" in r]  # fmt: skip
+
+
 def _grad_lines(main: dict, label: str, seeds) -> dict:
     from otgen.viz.curves import Line
 
-    logged = {sd: [(r["step"], r["g_grad_norm"]) for r in main["records"][(label, sd)]
-                   if "g_grad_norm" in r] for sd in seeds}  # fmt: skip
+    logged = {sd: _grad_log(main, label, sd) for sd in seeds}
     return {f"seed {sd}": Line(*zip(*pts, strict=True)) for sd, pts in logged.items() if pts}
 
 
@@ -532,7 +537,7 @@ def _grad_tail(main: dict, label: str, seeds) -> str:
     runs (each seed's own second half: the runs may stop at different steps)."""
     tail = []
     for sd in seeds:
-        grad = [r["g_grad_norm"] for r in main["records"][(label, sd)] if "g_grad_norm" in r]
+        grad = [norm for _, norm in _grad_log(main, label, sd)]
         tail += grad[len(grad) // 2 :]
     return f"{label}: min {min(tail):.3g}, mean {sum(tail) / len(tail):.3g}" if tail else ""
 
